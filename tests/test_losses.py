@@ -1,0 +1,65 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnst import losses
+
+
+def test_gram_by_hand():
+    # Two positions (H=1, W=2), two channels: F = [[1, 2], [3, 4]] (rows are positions).
+    f = jnp.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    # F^T F = [[1+9, 2+12], [2+12, 4+16]] = [[10, 14], [14, 20]], over H*W = 2.
+    np.testing.assert_allclose(losses.gram(f)[0], [[5.0, 7.0], [7.0, 10.0]])
+
+
+def test_gram_is_symmetric_positive_semidefinite(rng):
+    g = np.asarray(losses.gram(jnp.asarray(rng.standard_normal((2, 5, 7, 6), np.float32))))
+    np.testing.assert_allclose(g, np.swapaxes(g, 1, 2), rtol=1e-6)
+    assert np.linalg.eigvalsh(g).min() > -1e-5
+
+
+def test_gram_does_not_grow_with_image_size(rng):
+    f = jnp.asarray(rng.standard_normal((1, 4, 4, 3), np.float32))
+    tiled = jnp.tile(f, (1, 2, 3, 1))  # same statistics, 6x the positions
+    np.testing.assert_allclose(losses.gram(tiled), losses.gram(f), rtol=1e-5)
+
+
+def test_content_loss_by_hand():
+    a = jnp.array([[[[1.0, 2.0]]]])
+    b = jnp.array([[[[0.0, 4.0]]]])
+    assert float(losses.content_loss(a, b)) == pytest.approx((1.0 + 4.0) / 2)
+
+
+def test_gram_loss_by_hand():
+    f = jnp.array([[[[1.0, 2.0], [3.0, 4.0]]]])  # gram = [[5, 7], [7, 10]]
+    target = jnp.array([[[4.0, 7.0], [7.0, 12.0]]])
+    assert float(losses.gram_loss(f, target)) == pytest.approx((1.0 + 0 + 0 + 4.0) / 4)
+
+
+def test_style_loss_weights_layers():
+    f = {"a": jnp.ones((1, 2, 2, 1)), "b": 2 * jnp.ones((1, 2, 2, 1))}
+    targets = {"a": jnp.zeros((1, 1, 1)), "b": jnp.zeros((1, 1, 1))}  # grams are 1 and 4
+    assert float(losses.style_loss(f, targets, {"a": 0.5, "b": 0.25})) == pytest.approx(0.5 * 1 + 0.25 * 16)
+
+
+def test_total_variation_by_hand():
+    x = jnp.array([[[[0.0], [1.0]], [[2.0], [4.0]]]])  # 2x2 single channel
+    # vertical diffs 2, 3 -> mean 6.5; horizontal diffs 1, 2 -> mean 2.5
+    assert float(losses.total_variation_loss(x)) == pytest.approx(6.5 + 2.5)
+    assert float(losses.total_variation_loss(jnp.full((1, 3, 3, 3), 0.7))) == 0.0
+
+
+def test_total_loss_combines_terms():
+    assert float(losses.total_loss(2.0, 3.0, 5.0, 1e4, 1e-2, 10.0)) == pytest.approx(2e4 + 3e-2 + 50.0)
+
+
+def test_losses_zero_for_identical_inputs_with_finite_gradients(rng):
+    f = jnp.asarray(rng.standard_normal((1, 4, 5, 3), np.float32))
+    g = losses.gram(f)
+    for fn in (lambda x: losses.content_loss(x, f), lambda x: losses.gram_loss(x, g)):
+        value, grad = jax.value_and_grad(fn)(f)
+        assert float(value) == pytest.approx(0.0, abs=1e-10)
+        assert np.all(np.isfinite(grad))
+    grad = jax.grad(losses.total_variation_loss)(jnp.zeros((1, 4, 4, 3)))
+    assert np.all(np.isfinite(grad)) and not np.any(grad)
