@@ -43,16 +43,16 @@ class StyleConfig:
     """
 
     steps: int = 500
-    content_layers: tuple[tuple[str, float], ...] = (("block4_conv2", 1.0),)
+    content_layers: tuple[tuple[str, float], ...] = (("block5_conv4", 1.0),)
     style_layers: tuple[tuple[str, float], ...] = SEED_STYLE_LAYERS
     content_weight: float = 1e4
     style_weight: float = 1e-2
     tv_weight: float = 0.0
     optimizer: str = "adam"
-    learning_rate: float = 0.02
-    b1: float = 0.99
+    learning_rate: float = 0.05
+    b1: float = 0.9
     b2: float = 0.999
-    eps: float = 0.1
+    eps: float = 1e-8
     init: str = "content"
     init_noise: float = 0.1
     seed: int = 0
@@ -106,6 +106,9 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
             steps=3001,
             content_layers=(("block5_conv4", 1.0),),
             style_layers=SEED_STYLE_LAYERS,
+            learning_rate=0.02,
+            b1=0.99,
+            eps=0.1,
             init="content+noise",
             snapshot_every=250,
         ),
@@ -114,8 +117,8 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
     ),
     "default": (
         StyleConfig(),
-        "Content at block4_conv2 (keeps more structure than block5_conv4), start from the content "
-        "image, 500 Adam steps.",
+        "The seed's layers and weights with Adam at lr 0.05, b1 0.9 (the seed's lr 0.02, b1 0.99 "
+        "ends 3x higher after 100 steps at 128 px), from the content image, 500 steps.",
     ),
 }
 

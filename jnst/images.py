@@ -179,6 +179,12 @@ def load_image(
     return _resize(rgb, size) if size is not None else rgb
 
 
+def load_style(path: os.PathLike | str, content_hw: tuple[int, int], scale: float = 1.0) -> np.ndarray:
+    """Load a style image sized relative to the content (see :func:`style_size`)."""
+    rgb = load_image(path)
+    return _resize(rgb, style_size(content_hw, rgb.shape[:2], scale))
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) floats in [0, 1] to uint8, rounded and clipped.
 

@@ -6,7 +6,7 @@ and a Gram matrix is divided by its number of spatial positions.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp

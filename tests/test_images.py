@@ -64,9 +64,7 @@ def noise_jpeg_bytes(shape: tuple[int, int] = (64, 64)) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
 def test_sixteen_bit_gray_is_scaled_not_clipped(tmp_path, fmt):
-    path = saved(
-        Image.fromarray(np.array([[65535, 32768, 0]], dtype=np.uint16)), tmp_path / "g16", format=fmt
-    )
+    path = saved(Image.fromarray(np.array([[65535, 32768, 0]], dtype=np.uint16)), tmp_path / "g16", format=fmt)
     image = load_image(path)
     assert image.dtype == np.float32 and image.shape == (1, 3, 3)
     np.testing.assert_allclose(image[0, :, 0], [1.0, 32768 / 65535, 0.0], atol=1e-6)

@@ -59,9 +59,13 @@ def test_avg_pooling_differs_from_max(weights, rng):
 
 def test_preprocessing_matches_weights_convention():
     rgb = jnp.array([[[[1.0, 0.5, 0.0]]]])
-    np.testing.assert_allclose(vgg.preprocess(rgb, "caffe")[0, 0, 0], [-103.939, 127.5 - 116.779, 255 - 123.68], rtol=1e-6)
     np.testing.assert_allclose(
-        vgg.preprocess(rgb, "torch")[0, 0, 0], (np.array([1.0, 0.5, 0.0]) - vgg.TORCH_MEAN_RGB) / vgg.TORCH_STD_RGB, rtol=1e-6
+        vgg.preprocess(rgb, "caffe")[0, 0, 0], [-103.939, 127.5 - 116.779, 255 - 123.68], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        vgg.preprocess(rgb, "torch")[0, 0, 0],
+        (np.array([1.0, 0.5, 0.0]) - vgg.TORCH_MEAN_RGB) / vgg.TORCH_STD_RGB,
+        rtol=1e-6,
     )
 
 

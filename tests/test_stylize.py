@@ -1,0 +1,100 @@
+import jax
+import numpy as np
+import pytest
+
+from jnst import StyleConfig, stylize
+from jnst.stylize import _segments
+
+FAST = StyleConfig(steps=6, chunk_size=3)
+
+
+@pytest.fixture
+def compile_counter():
+    """Counts XLA backend compilations while the test runs."""
+    events = []
+
+    def listener(event, _duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield events
+    jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def test_loss_decreases_and_pixels_stay_valid(model, small_pair):
+    content, style = small_pair
+    result = stylize(content, style, StyleConfig(steps=30, chunk_size=10), model=model)
+    total = result.losses["total"]
+    assert total.shape == (30,)
+    assert total[-1] < 0.7 * total[0]
+    assert result.image.shape == content.shape and result.image.dtype == np.float32
+    assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+    np.testing.assert_allclose(
+        total, result.losses["content"] + result.losses["style"] + result.losses["tv"], rtol=1e-5
+    )
+
+
+def test_compiles_once_per_shape_and_config(model, small_pair, compile_counter):
+    content, style = small_pair
+    cfg = FAST.replace(init="content+noise", seed=1)
+    stylize(content, style, cfg, model=model)
+    first = len(compile_counter)
+    # Steps and seed only steer the host loop: no new compilation.
+    stylize(content, style, cfg.replace(steps=9, seed=3), model=model)
+    assert first > 0
+    assert len(compile_counter) == first
+
+
+def test_deterministic_for_a_seed(model, small_pair):
+    content, style = small_pair
+    cfg = FAST.replace(init="content+noise", seed=7)
+    a = stylize(content, style, cfg, model=model)
+    b = stylize(content, style, cfg, model=model)
+    c = stylize(content, style, cfg.replace(seed=8), model=model)
+    np.testing.assert_array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, c.image)
+
+
+@pytest.mark.parametrize("init", ["content", "noise", "content+noise"])
+def test_init_modes(model, small_pair, init):
+    content, style = small_pair
+    result = stylize(content, style, FAST.replace(steps=1, init=init, snapshot_every=1), model=model)
+    start = result.snapshots[0][1]
+    diff = np.abs(start - content).mean()
+    expected = {"content": (0, 1e-7), "content+noise": (1e-3, 0.06), "noise": (0.2, 1.0)}[init]
+    assert expected[0] <= diff <= expected[1]
+
+
+def test_snapshots_every_n_steps(model, small_pair):
+    content, style = small_pair
+    result = stylize(content, style, FAST.replace(steps=7, snapshot_every=3), model=model)
+    assert [step for step, _ in result.snapshots] == [0, 3, 6, 7]
+    np.testing.assert_array_equal(result.snapshots[-1][1], result.image)
+    assert result.losses["total"].shape == (7,)
+
+
+def test_segments_end_on_snapshots():
+    assert _segments(7, 0, 3) == [3, 3, 1]
+    assert _segments(7, 3, 2) == [2, 1, 0, 2, 1, 0, 1, 0]
+    assert sum(_segments(3001, 250, 10)) == 3001
+
+
+def test_rejects_bad_shapes(model):
+    with pytest.raises(ValueError, match="content image must be"):
+        stylize(np.zeros((8, 8)), np.zeros((8, 8, 3)), FAST, model=model)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"content_layers": (("block9_conv1", 1.0),)}, "unknown VGG19 layer"),
+        ({"learning_rate": -1.0}, "learning_rate must be positive"),
+        ({"init": "zeros"}, "init must be one of"),
+        ({"style_weight": float("nan")}, "style_weight must be finite"),
+    ],
+)
+def test_config_validates(changes, message):
+    with pytest.raises(ValueError, match=message):
+        StyleConfig().replace(**changes)
