@@ -12,6 +12,25 @@ import jax
 import jax.numpy as jnp
 
 
+@jax.custom_vjp
+def _gram_sum(flat: jax.Array) -> jax.Array:
+    """``F^T F`` per batch item for (N, P, C) features, in float32."""
+    return jnp.einsum("npc,npd->ncd", flat, flat, preferred_element_type=jnp.float32)
+
+
+def _gram_sum_fwd(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return _gram_sum(flat), flat
+
+
+def _gram_sum_bwd(flat: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+    # d(F^T F) = F (g + g^T): one matmul, where autodiff of the einsum would do two.
+    sym = (g + jnp.swapaxes(g, 1, 2)).astype(flat.dtype)
+    return (jnp.einsum("npc,ncd->npd", flat, sym),)
+
+
+_gram_sum.defvjp(_gram_sum_fwd, _gram_sum_bwd)
+
+
 def gram(features: jax.Array) -> jax.Array:
     """Gram matrices ``G[n, c, d] = sum_hw F[n,h,w,c] F[n,h,w,d] / (H W)`` of (N, H, W, C) features.
 
@@ -19,8 +38,7 @@ def gram(features: jax.Array) -> jax.Array:
     style image need not match the content image's size.
     """
     n, h, w, c = features.shape
-    flat = features.reshape(n, h * w, c)
-    return jnp.einsum("npc,npd->ncd", flat, flat, preferred_element_type=jnp.float32) / (h * w)
+    return _gram_sum(features.reshape(n, h * w, c)) / (h * w)
 
 
 def content_loss(features: jax.Array, target: jax.Array) -> jax.Array:

@@ -63,3 +63,16 @@ def test_losses_zero_for_identical_inputs_with_finite_gradients(rng):
         assert np.all(np.isfinite(grad))
     grad = jax.grad(losses.total_variation_loss)(jnp.zeros((1, 4, 4, 3)))
     assert np.all(np.isfinite(grad)) and not np.any(grad)
+
+
+def test_gram_gradient_matches_autodiff_of_the_einsum(rng):
+    f = jnp.asarray(rng.standard_normal((2, 3, 4, 5), np.float32))
+    w = jnp.asarray(rng.standard_normal((2, 5, 5), np.float32))
+
+    def reference(x):
+        flat = x.reshape(2, 12, 5)
+        return jnp.sum(w * jnp.einsum("npc,npd->ncd", flat, flat) / 12)
+
+    np.testing.assert_allclose(
+        jax.grad(lambda x: jnp.sum(w * losses.gram(x)))(f), jax.grad(reference)(f), rtol=1e-5, atol=1e-6
+    )

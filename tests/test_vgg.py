@@ -72,3 +72,13 @@ def test_preprocessing_matches_weights_convention():
 def test_unknown_layer_lists_valid_names():
     with pytest.raises(ValueError, match="unknown VGG19 layer.*block6_conv1.*valid: block1_conv1"):
         vgg.check_layers(["block6_conv1"])
+
+
+def test_max_pool_gradient_matches_reference(rng):
+    """The mask gradient equals XLA's select-and-scatter one, odd sizes included."""
+    x = jnp.asarray(rng.standard_normal((2, 7, 9, 3), np.float32))
+    g = jnp.asarray(rng.standard_normal((2, 3, 4, 3), np.float32))
+    ours = jax.vjp(vgg.max_pool, x)[1](g)[0]
+    ref = jax.vjp(lambda v: vgg._pool(v, "max"), x)[1](g)[0]
+    np.testing.assert_allclose(ours, ref)
+    np.testing.assert_allclose(vgg.max_pool(x), vgg._pool(x, "max"))

@@ -1,0 +1,69 @@
+"""Helpers shared by the jnst benchmark suites: the test images, configs, environment, timing."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jnst.config import StyleConfig
+from jnst.images import load_image, load_style
+from jnst.stylize import default_chunk_size
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+CONTENT = IMAGES / "tubingen.jpg"
+STYLE = IMAGES / "starry_night.jpg"
+
+
+@functools.cache
+def load_pair(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """tubingen (long side ``size``) and starry_night sized to match, as ``jnst stylize`` loads them."""
+    content = load_image(CONTENT, size)
+    return content, load_style(STYLE, content.shape[:2])
+
+
+def chunk_size() -> int:
+    """Steps per compiled chunk that the default config uses on this backend."""
+    return StyleConfig().chunk_size or default_chunk_size()
+
+
+def whole_chunks(steps: int) -> int:
+    """``steps`` rounded up to whole chunks, so a timed run never compiles a remainder program."""
+    chunk = chunk_size()
+    return max(1, math.ceil(steps / chunk)) * chunk
+
+
+def has_compute_dtype() -> bool:
+    """Whether ``StyleConfig`` has a ``compute_dtype`` field (float32 vs bfloat16 benchmarks)."""
+    return "compute_dtype" in {field.name for field in dataclasses.fields(StyleConfig)}
+
+
+def stylize_config(optimizer: str, steps: int, dtype: str | None = None) -> StyleConfig:
+    """The default config with ``optimizer`` and ``steps`` (and ``compute_dtype`` when given)."""
+    extra = {} if dtype is None else {"compute_dtype": dtype}
+    return StyleConfig().replace(optimizer=optimizer, steps=steps, **extra)
+
+
+def env_info() -> dict[str, str]:
+    """JAX's version, default backend and first device's kind: where the numbers come from."""
+    return {"jax": jax.__version__, "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind}
+
+
+def device_peak_mib() -> float | None:
+    """Peak bytes in use on the first device so far, in MiB; None where JAX has no memory stats (CPU)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of one call of ``fn`` (which must block until its result is ready)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
