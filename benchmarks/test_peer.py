@@ -100,12 +100,12 @@ def test_jnst_vs_pastiche(benchmark, model, pair, size, optimizer, steps, rounds
 
     compiled = config.compiled_part()
     image, style_b = jax.numpy.asarray(content)[None], jax.numpy.asarray(style)[None]
-    targets = compute_targets(model.graphdef, model.params, image, style_b, compiled)
+    targets = compute_targets(model, image, [style_b], config)
     chunk = config.chunk_size or default_chunk_size()
     cpu = jax.default_backend() == "cpu"
 
     def jnst_round() -> None:
-        x, opt_state = jax.numpy.array(image), make_optimizer(compiled).init(image)  # run_chunk donates x
+        x, opt_state = image, make_optimizer(compiled).init(image)
         start = time.perf_counter()
         for _ in range(steps // chunk):
             x, opt_state, _ = run_chunk(

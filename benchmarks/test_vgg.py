@@ -54,7 +54,7 @@ def test_forward(benchmark, model, pair, rounds):
 def test_value_and_grad(benchmark, model, pair, rounds):
     """The default objective's value and image gradient, as each optimiser step computes them."""
     content, style = (jnp.asarray(x)[None] for x in pair)
-    targets = compute_targets(model.graphdef, model.params, content, style, CONFIG)
+    targets = compute_targets(model, content, [style], CONFIG)
     _bench(
         benchmark,
         lambda: jax.block_until_ready(value_and_grad(content, model.graphdef, model.params, targets, CONFIG)),

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
-
 from jnst import config as config_lib
 from jnst import images
 from jnst.vgg import LAYERS
@@ -66,7 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE")
     s.add_argument("content", type=Path, help="content photo")
-    s.add_argument("style", type=Path, help="style image (a painting)")
+    s.add_argument("style", type=Path, nargs="*", help="style image(s) (paintings); or use --style")
+    s.add_argument("--style", dest="more_styles", type=Path, nargs="+", default=[], help="style image(s)")
+    s.add_argument("--style-blend", type=_non_negative_float, nargs="+", help="one weight per style image")
+    s.add_argument("--style-scale", type=_positive_float, default=1.0, help="style size relative to the content")
+    s.add_argument("--masks", type=Path, nargs="+", help="grayscale masks, one per style: where (and how strongly)")
+    s.add_argument("--mask-map", type=Path, help="one image, one flat colour per style region (colours sorted)")
+    s.add_argument("--color", choices=config_lib.COLORS, help="colour preservation: luminance-only or colour match")
+    s.add_argument("--optimizer", choices=config_lib.OPTIMIZERS, help="adam or lbfgs")
+    s.add_argument("--scales", nargs="+", help="coarse-to-fine long sides before --size, or 'auto'")
+    s.add_argument("--scale-start", type=_positive_int, help="auto scales: first long side (default 128)")
+    s.add_argument("--scale-factor", type=_positive_float, help="auto scales: ratio between passes (default 1.414)")
+    s.add_argument("--content-layers", nargs="+", metavar="LAYER[:W]", help="content layers and weights")
+    s.add_argument("--style-layers", nargs="+", metavar="LAYER[:W]", help="style layers and weights")
     s.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg, ...)")
     s.add_argument("--preset", default="default", choices=list(config_lib.PRESETS), help="starting config")
     s.add_argument("--size", type=_positive_int, default=512, help="long side of the output in pixels")
@@ -98,8 +108,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _layer_weights(specs: list[str] | None, default: float) -> tuple[tuple[str, float], ...] | None:
+    """``["block4_conv2", "block1_conv1:0.5"]`` -> ``(("block4_conv2", default), ("block1_conv1", 0.5))``."""
+    if specs is None:
+        return None
+    pairs = []
+    for spec in specs:
+        name, _, weight = spec.partition(":")
+        try:
+            pairs.append((name, float(weight) if weight else default))
+        except ValueError:
+            raise UsageError(f"bad layer weight in {spec!r}: expected LAYER or LAYER:WEIGHT") from None
+    return tuple(pairs)
+
+
+def _scales(args: argparse.Namespace) -> dict:
+    if args.scales == ["auto"] or (args.scales is None and (args.scale_start or args.scale_factor)):
+        return {"scales": (), "scale_start": args.scale_start or 128, "scale_factor": args.scale_factor or 2**0.5}
+    if args.scales is None:
+        return {}
+    try:
+        return {"scales": tuple(sorted(int(s) for s in args.scales))}
+    except ValueError:
+        raise UsageError(f"--scales takes 'auto' or long sides in pixels, got {' '.join(args.scales)}") from None
+
+
 def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
+    style_layers = _layer_weights(args.style_layers, 1.0 / max(1, len(args.style_layers or ())))
     flags = {
+        "content_layers": _layer_weights(args.content_layers, 1.0),
+        "style_layers": style_layers,
+        "style_blend": tuple(args.style_blend) if args.style_blend else None,
+        "color": args.color,
+        "optimizer": args.optimizer,
         "steps": args.steps,
         "content_weight": args.content_weight,
         "style_weight": args.style_weight,
@@ -110,15 +151,12 @@ def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
         "pooling": args.pooling,
         "snapshot_every": args.snapshot_every,
     }
+    flags.update(_scales(args))
     return config_lib.preset(args.preset).replace(**{k: v for k, v in flags.items() if v is not None})
 
 
 class _Progress:
-    """Progress bar over steps with loss, steps/s and time left; keeps the latest image.
-
-    The image is copied to the host at once: :func:`jnst.stylize` donates the device array to
-    the next compiled chunk, which deletes it, so a reference kept for Ctrl-C would be dead.
-    """
+    """Progress bar over steps with loss, steps/s and time left; keeps the latest image for Ctrl-C."""
 
     def __init__(self, total: int, quiet: bool, on_step):
         from tqdm import tqdm
@@ -134,11 +172,10 @@ class _Progress:
         self.step, self.image = 0, None
 
     def __call__(self, step, chunk_losses, image) -> None:
-        host = np.asarray(image[0])
         self.bar.set_description_str(f"loss {float(chunk_losses['total'][-1]):.4g}", refresh=False)
         self.bar.update(step - self.step)
-        self.step, self.image = step, host
-        self.on_step(step, host)
+        self.step, self.image = step, image
+        self.on_step(step, image)
 
 
 def _stylize(args: argparse.Namespace) -> int:
@@ -146,12 +183,27 @@ def _stylize(args: argparse.Namespace) -> int:
     from jnst.weights import load
 
     cfg = _config(args)
-    for path in (args.content, args.style):
+    style_paths = list(args.style) + list(args.more_styles)
+    if not style_paths:
+        raise UsageError("give at least one style image")
+    if args.style_blend and len(args.style_blend) != len(style_paths):
+        raise UsageError(f"--style-blend has {len(args.style_blend)} weights for {len(style_paths)} style images")
+    if args.masks and len(args.masks) != len(style_paths):
+        raise UsageError(f"--masks has {len(args.masks)} files for {len(style_paths)} style images")
+    if args.masks and args.mask_map:
+        raise UsageError("give --masks or --mask-map, not both")
+    mask_paths = list(args.masks or []) + ([args.mask_map] if args.mask_map else [])
+    for path in [args.content, *style_paths, *mask_paths]:
         images.check_image(path)
     images.check_writable(args.output)
     model = Model.create(load(args.weights), cfg.pooling)
     content = images.load_image(args.content, args.size)
-    style = images.load_style(args.style, content.shape[:2])
+    styles = [images.load_style(p, content.shape[:2], args.style_scale) for p in style_paths]
+    masks = None
+    if args.masks:
+        masks = images.load_masks(args.masks, content.shape[:2])
+    elif args.mask_map:
+        masks = images.load_mask_map(args.mask_map, content.shape[:2], len(styles))
     # Only once every input has loaded, so that a failed run leaves no empty snapshot folder.
     snapshot_dir = None
     if cfg.snapshot_every:
@@ -169,7 +221,7 @@ def _stylize(args: argparse.Namespace) -> int:
     progress = _Progress(cfg.steps, args.quiet, on_step)
     start = time.perf_counter()
     try:
-        result = stylize(content, style, cfg, model=model, callback=progress)
+        result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress)
     except KeyboardInterrupt:
         progress.bar.close()
         if progress.image is None:

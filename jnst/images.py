@@ -185,6 +185,29 @@ def load_style(path: os.PathLike | str, content_hw: tuple[int, int], scale: floa
     return _resize(rgb, style_size(content_hw, rgb.shape[:2], scale))
 
 
+def load_masks(paths: list[os.PathLike | str], hw: tuple[int, int]) -> np.ndarray:
+    """Grayscale masks, one per path, resized to ``hw``: float32 (N, H, W) in [0, 1]."""
+    return np.stack([load_image(p, size=hw).mean(axis=-1) for p in paths])
+
+
+def load_mask_map(path: os.PathLike | str, hw: tuple[int, int], regions: int) -> np.ndarray:
+    """Masks from one image painted with ``regions`` flat colours: float32 (regions, H, W).
+
+    Region i is the i-th colour in sorted (R, G, B) order. Resized with nearest neighbour, so
+    edges stay exact and no blended colours appear.
+    """
+    path = Path(path)
+    with _open(path) as img:
+        try:
+            rgb = np.asarray(ImageOps.exif_transpose(img).convert("RGB").resize(hw[::-1], Image.Resampling.NEAREST))
+        except _DECODE_ERRORS as exc:
+            raise _error(path, f"truncated or corrupt image ({_reason(exc)})") from exc
+    colours, labels = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    if len(colours) != regions:
+        raise _error(path, f"mask map has {len(colours)} colours, expected one per style ({regions})")
+    return np.stack([(labels.reshape(hw) == i).astype(np.float32) for i in range(regions)])
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) floats in [0, 1] to uint8, rounded and clipped.
 

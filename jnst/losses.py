@@ -51,6 +51,23 @@ def gram_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
     return jnp.mean(jnp.square(gram(features) - target_gram))
 
 
+def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Array) -> jax.Array:
+    """Style loss over masked regions (guided Gram matrices, Gatys et al. 2017).
+
+    ``features`` (1, H, W, C), ``target_grams`` (R, C, C) one per region, ``masks`` (R, H, W) in
+    [0, 1]. Region r's Gram is ``sum_p m_r(p)^2 F_p F_p^T / sum_p m_r(p)^2``, a statistic of that
+    region alone, and its loss is weighted by the region's share ``sum_p m_r(p)^2 / (H W)``, so a
+    region's mask value sets its style strength.
+    """
+    _, h, w, c = features.shape
+    m = masks.reshape(-1, h * w, 1)
+    weighted = m * features.reshape(1, h * w, c)
+    mass = jnp.sum(jnp.square(m), axis=(1, 2))
+    grams = _gram_sum(weighted) / jnp.maximum(mass, 1e-8)[:, None, None]
+    per_region = jnp.mean(jnp.square(grams - target_grams), axis=(1, 2))
+    return jnp.sum(mass / (h * w) * per_region)
+
+
 def style_loss(
     features: Mapping[str, jax.Array],
     target_grams: Mapping[str, jax.Array],

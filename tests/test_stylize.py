@@ -75,9 +75,10 @@ def test_snapshots_every_n_steps(model, small_pair):
 
 
 def test_segments_end_on_snapshots():
-    assert _segments(7, 0, 3) == [3, 3, 1]
-    assert _segments(7, 3, 2) == [2, 1, 0, 2, 1, 0, 1, 0]
-    assert sum(_segments(3001, 250, 10)) == 3001
+    assert _segments(0, 7, 0, 3) == [3, 3, 1]
+    assert _segments(0, 7, 3, 2) == [2, 1, 0, 2, 1, 0, 1]
+    assert _segments(4, 5, 3, 2) == [2, 0, 2, 1, 0]
+    assert sum(_segments(0, 3001, 250, 10)) == 3001
 
 
 def test_rejects_bad_shapes(model):
