@@ -22,8 +22,7 @@ import pytest
 
 from benchmarks._common import CONTENT, STYLE, env_info, stylize_config
 from jnst import stylize
-from jnst.stylize import compute_targets, default_chunk_size, run_chunk
-from jnst.stylize import optimizer as make_optimizer
+from jnst.stylize import LoopState, compute_targets, default_chunk_size, run_chunk
 
 PEER_SCRIPT = Path(__file__).with_name("peer_pastiche.py")
 PEER_OPTIMIZERS = ("adam", "lbfgs")
@@ -105,13 +104,13 @@ def test_jnst_vs_pastiche(benchmark, model, pair, size, optimizer, steps, rounds
     cpu = jax.default_backend() == "cpu"
 
     def jnst_round() -> None:
-        x, opt_state = image, make_optimizer(compiled).init(image)
+        state = LoopState.start(image, compiled)
         start = time.perf_counter()
         for _ in range(steps // chunk):
-            x, opt_state, _ = run_chunk(
-                model.graphdef, model.params, targets, x, opt_state, config=compiled, length=chunk, unroll=cpu
+            state, _ = run_chunk(
+                model.graphdef, model.params, targets, state, config=compiled, length=chunk, unroll=cpu
             )
-        jax.block_until_ready(x)
+        jax.block_until_ready(state)
         jnst_times.append((time.perf_counter() - start) / steps)
 
     with PeerProcess(peer_python, args) as peer:

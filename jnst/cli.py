@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mask-map", type=Path, help="one image, one flat colour per style region (colours sorted)")
     s.add_argument("--color", choices=config_lib.COLORS, help="colour preservation: luminance-only or colour match")
     s.add_argument("--optimizer", choices=config_lib.OPTIMIZERS, help="adam or lbfgs")
+    s.add_argument("--style-loss", choices=config_lib.STYLE_LOSSES, help="Gram matrices or Wasserstein-2")
+    s.add_argument("--ema", type=_non_negative_float, help="return a moving average of the iterates (decay)")
     s.add_argument("--scales", nargs="+", help="coarse-to-fine long sides before --size, or 'auto'")
     s.add_argument("--scale-start", type=_positive_int, help="auto scales: first long side (default 128)")
     s.add_argument("--scale-factor", type=_positive_float, help="auto scales: ratio between passes (default 1.414)")
@@ -141,6 +143,8 @@ def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
         "style_blend": tuple(args.style_blend) if args.style_blend else None,
         "color": args.color,
         "optimizer": args.optimizer,
+        "style_loss": args.style_loss,
+        "ema": args.ema,
         "steps": args.steps,
         "content_weight": args.content_weight,
         "style_weight": args.style_weight,

@@ -28,7 +28,7 @@ from flax import nnx
 from jnst import color, losses
 from jnst.config import StyleConfig
 from jnst.images import fit_long_side
-from jnst.vgg import LAYERS, VGG19, features, split
+from jnst.vgg import LAYERS, VGG19, features, min_side, split
 from jnst.weights import VGGWeights, load
 
 Array = jax.Array
@@ -40,12 +40,14 @@ class Targets(NamedTuple):
     ``content``: content activations (1, h, w, C) per content layer. ``grams``: style Gram
     matrices (R, C, C) per style layer, R = 1 for one (or a blend of) style images, else one per
     masked region. ``masks``: per style layer, the regions' masks (R, h, w) at that layer's
-    resolution; empty without masks.
+    resolution; empty without masks. ``gaussians``: for the Wasserstein style loss, the style
+    features' mean, covariance and covariance square root per style layer.
     """
 
     content: dict[str, Array]
     grams: dict[str, Array]
     masks: dict[str, Array]
+    gaussians: dict[str, tuple[Array, Array, Array]]
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,19 @@ def _grams(graphdef: nnx.GraphDef, params: nnx.State, image: Array, layers: tupl
     return {name: losses.gram(f) for name, f in features(graphdef, params, image, layers).items()}
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "layers"))
+def _gaussians(graphdef: nnx.GraphDef, params: nnx.State, image: Array, layers: tuple[str, ...]) -> dict:
+    return {name: losses.gaussian_fit(f) for name, f in features(graphdef, params, image, layers).items()}
+
+
+def _blend_gaussians(fits: list[tuple[Array, Array]], weights: np.ndarray) -> tuple[Array, Array, Array]:
+    """Mean, covariance and its square root of the mixture of ``fits`` with ``weights``."""
+    mean = sum(w * m for w, (m, _) in zip(weights, fits, strict=True))
+    second = sum(w * (c + jnp.outer(m, m)) for w, (m, c) in zip(weights, fits, strict=True))
+    cov = second - jnp.outer(mean, mean)
+    return mean, cov, losses.psd_sqrt(cov)
+
+
 def layer_masks(masks: Array, layers: tuple[str, ...]) -> dict[str, Array]:
     """Masks (R, H, W) downsampled to each layer's resolution, 2x2-averaged wherever VGG pools."""
     out, m = {}, masks
@@ -123,26 +138,34 @@ def compute_targets(
     style_layers = tuple(name for name, _ in config.style_layers)
     c = _activations(model.graphdef, model.params, content, content_layers) if content_layers else {}
     if not style_layers:
-        return Targets(c, {}, {})
-    per_style = [_grams(model.graphdef, model.params, s, style_layers) for s in styles]
+        return Targets(c, {}, {}, {})
     if masks is not None:
+        if config.style_loss != "gram":
+            raise ValueError("masks need the Gram style loss (style_loss='gram')")
+        per_style = [_grams(model.graphdef, model.params, s, style_layers) for s in styles]
         grams = {n: jnp.concatenate([g[n] for g in per_style]) for n in style_layers}
-        return Targets(c, grams, layer_masks(jnp.asarray(masks, jnp.float32), style_layers))
+        return Targets(c, grams, layer_masks(jnp.asarray(masks, jnp.float32), style_layers), {})
     blend = np.asarray(config.style_blend or [1.0] * len(styles), np.float32)
     if len(blend) != len(styles):
         raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
     blend = blend / blend.sum()
+    if config.style_loss == "wasserstein":
+        fits = [_gaussians(model.graphdef, model.params, s, style_layers) for s in styles]
+        return Targets(c, {}, {}, {n: _blend_gaussians([f[n] for f in fits], blend) for n in style_layers})
+    per_style = [_grams(model.graphdef, model.params, s, style_layers) for s in styles]
     grams = {n: sum(w * g[n] for w, g in zip(blend, per_style, strict=True)) for n in style_layers}
-    return Targets(c, grams, {})
+    return Targets(c, grams, {}, {})
 
 
 def objective(
     image: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig
 ) -> tuple[Array, dict[str, Array]]:
     """Total loss of ``image`` (1, H, W, 3) and its weighted terms."""
-    acts = features(graphdef, params, image, _layers(config))
+    acts = features(graphdef, params, image.astype(config.compute_dtype), _layers(config))
     content = sum(w * losses.content_loss(acts[n], targets.content[n]) for n, w in config.content_layers)
-    if targets.masks:
+    if targets.gaussians:
+        style = sum(w * losses.wasserstein_loss(acts[n], *targets.gaussians[n]) for n, w in config.style_layers)
+    elif targets.masks:
         style = sum(
             w * losses.guided_gram_loss(acts[n], targets.grams[n], targets.masks[n]) for n, w in config.style_layers
         )
@@ -151,10 +174,10 @@ def objective(
     tv = losses.total_variation_loss(image)
     terms = {
         "content": config.content_weight * jnp.asarray(content, jnp.float32),
-        "style": config.style_weight * jnp.asarray(style, jnp.float32),
+        "style": config.beta * jnp.asarray(style, jnp.float32),
         "tv": config.tv_weight * tv,
     }
-    total = losses.total_loss(content, style, tv, config.content_weight, config.style_weight, config.tv_weight)
+    total = losses.total_loss(content, style, tv, config.content_weight, config.beta, config.tv_weight)
     return total, terms
 
 
@@ -170,30 +193,43 @@ def optimizer(config: StyleConfig) -> optax.GradientTransformation:
     return optax.adam(config.lr, b1=config.b1, b2=config.b2, eps=config.eps)
 
 
+class LoopState(NamedTuple):
+    """What the optimisation carries from step to step: the pixels, the optimiser's state and
+    the moving average of the pixels (equal to the pixels when ``config.ema`` is 0)."""
+
+    image: Array
+    opt_state: optax.OptState
+    average: Array
+
+    @classmethod
+    def start(cls, image: Array, config: StyleConfig) -> LoopState:
+        return cls(image, optimizer(config).init(image), image)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "config", "length", "unroll"))
 def run_chunk(
     graphdef: nnx.GraphDef,
     params: nnx.State,
     targets: Targets,
-    image: Array,
-    opt_state: optax.OptState,
+    state: LoopState,
     *,
     config: StyleConfig,
     length: int,
     unroll: bool,
-) -> tuple[Array, optax.OptState, dict[str, Array]]:
+) -> tuple[LoopState, dict[str, Array]]:
     """``length`` optimiser steps as one compiled program; returns the per-step loss terms."""
     tx = optimizer(config)
 
-    def step(carry, _):
-        image, opt_state = carry
-        (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(image, graphdef, params, targets, config)
-        updates, opt_state = tx.update(grad, opt_state, image)
-        image = jnp.clip(optax.apply_updates(image, updates), 0.0, 1.0)
-        return (image, opt_state), {"total": total, **terms}
+    def step(state: LoopState, _) -> tuple[LoopState, dict[str, Array]]:
+        (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(
+            state.image, graphdef, params, targets, config
+        )
+        updates, opt_state = tx.update(grad, state.opt_state, state.image)
+        image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)
+        average = config.ema * state.average + (1 - config.ema) * image if config.ema else image
+        return LoopState(image, opt_state, average), {"total": total, **terms}
 
-    (image, opt_state), history = jax.lax.scan(step, (image, opt_state), length=length, unroll=length if unroll else 1)
-    return image, opt_state, history
+    return jax.lax.scan(step, state, length=length, unroll=length if unroll else 1)
 
 
 def initial_image(content: Array, config: StyleConfig, key: Array) -> Array:
@@ -288,6 +324,12 @@ def stylize(
             raise ValueError(
                 f"masks must be (styles, H, W) = {(len(styles), *content_b.shape[1:3])}, got {masks.shape}"
             )
+    smallest = min_side(_layers(config))
+    for what, image in [("content", content_b), *(("style", s) for s in styles_b)]:
+        if min(image.shape[1:3]) < smallest:
+            raise ValueError(
+                f"{what} image is {image.shape[2]}x{image.shape[1]}; its layers need at least {smallest} px a side"
+            )
     model = Model.create(pooling=config.pooling) if model is None else model
     compiled = config.compiled_part()
     backend = jax.default_backend()
@@ -302,8 +344,13 @@ def stylize(
 
     history: list[dict[str, Array]] = []
     snapshots: list[tuple[int, np.ndarray]] = []
-    step, image = 0, None
-    sides = config.pyramid(max(full_hw))
+    step, state = 0, None
+
+    def big_enough(side: int) -> bool:
+        factor = side / max(full_hw)
+        return all(min(_scaled(im.shape[1:3], factor)) >= smallest for im in [content_b, *styles_b])
+
+    sides = [side for side in config.pyramid(max(full_hw)) if big_enough(side)]
     for side, steps in zip(sides, _steps_per_pass(config.steps, len(sides)), strict=True):
         factor = side / max(full_hw)
         hw = fit_long_side(full_hw, side)
@@ -313,33 +360,26 @@ def stylize(
         ]
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
         targets = compute_targets(model, pass_content, pass_styles, config, pass_masks)
-        if image is None:
+        if state is None:
             image = initial_image(pass_content, config, jax.random.key(config.seed))
             if config.snapshot_every:
                 snapshots.append((0, finish(image)))
         else:
-            image = resize(image, hw)
-        opt_state = optimizer(config).init(image)
+            image = resize(state.average, hw)
+        state = LoopState.start(image, compiled)
         for length in _segments(step, steps, config.snapshot_every, chunk):
             if length == 0:
-                snapshots.append((step, finish(image)))
+                snapshots.append((step, finish(state.average)))
                 continue
-            image, opt_state, terms = run_chunk(
-                model.graphdef,
-                model.params,
-                targets,
-                image,
-                opt_state,
-                config=compiled,
-                length=length,
-                unroll=backend == "cpu",
+            state, terms = run_chunk(
+                model.graphdef, model.params, targets, state, config=compiled, length=length, unroll=backend == "cpu"
             )
             history.append(terms)
             step += length
             if callback is not None:
-                callback(step, {k: np.asarray(v) for k, v in terms.items()}, finish(image))
+                callback(step, {k: np.asarray(v) for k, v in terms.items()}, finish(state.average))
     losses_out = {k: np.concatenate([np.asarray(h[k]) for h in history]) for k in history[0]}
-    final = finish(image)
+    final = finish(state.average)
     if config.snapshot_every and snapshots[-1][0] != step:
         snapshots.append((step, final))
     return StyleResult(final, losses_out, tuple(snapshots))

@@ -34,11 +34,11 @@ TORCH_STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def preprocess(image: jax.Array, preprocessing: str) -> jax.Array:
-    """Map RGB in [0, 1] to the input space that the weights expect."""
+    """Map RGB in [0, 1] to the input space that the weights expect, keeping ``image``'s dtype."""
     if preprocessing == "caffe":
-        return image[..., ::-1] * 255.0 - CAFFE_MEAN_BGR
+        return (image[..., ::-1] * 255.0 - CAFFE_MEAN_BGR).astype(image.dtype)
     if preprocessing == "torch":
-        return (image - TORCH_MEAN_RGB) / TORCH_STD_RGB
+        return ((image - TORCH_MEAN_RGB) / TORCH_STD_RGB).astype(image.dtype)
     raise ValueError(f"unknown preprocessing {preprocessing!r}")
 
 
@@ -110,6 +110,12 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown VGG19 layer(s) {', '.join(unknown)}; valid: {', '.join(LAYERS)}")
     return layers
+
+
+def min_side(layers: Iterable[str]) -> int:
+    """Smallest image side for which every pooling before the deepest of ``layers`` keeps >= 1 px."""
+    last = max(LAYERS.index(name) for name in check_layers(layers))
+    return 2 ** sum(name in POOLS for name in LAYERS[: last + 1])
 
 
 class VGG19(nnx.Module):

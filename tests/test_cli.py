@@ -182,6 +182,14 @@ def _folder(path: Path) -> Path:
 
 # id -> (how to build (content, style, output, extra flags) from (inputs folder, output folder,
 # content, style)), what the one error line must contain).  {path} is the bad file's path.
+def _three_colours(path: Path) -> Path:
+    pixels = np.zeros((8, 9, 3), np.uint8)
+    pixels[:, 3:6] = (255, 0, 0)
+    pixels[:, 6:] = (0, 0, 255)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
 BAD_INPUTS = {
     "missing content": (lambda d, o, c, s: (d / "missing.jpg", s, o / "out.png", []), "{path}: no such file"),
     "directory as content": (lambda d, o, c, s: (d, s, o / "out.png", []), "{path}: is a directory"),
@@ -228,6 +236,25 @@ BAD_INPUTS = {
         lambda d, o, c, s: (c, s, o / "out.png", ["--snapshot-every", "1", "--weights", str(_corrupt(d / "w.npz"))]),
         "{path}: not a readable jnst weights file",
     ),
+    "blend weight count": (
+        lambda d, o, c, s: (c, s, o / "out.png", ["--style-blend", "1", "2"]),
+        "--style-blend has 2 weights for 1 style images",
+    ),
+    "mask count": (
+        lambda d, o, c, s: (c, s, o / "out.png", ["--masks", str(c), str(c)]),
+        "--masks has 2 files for 1 style images",
+    ),
+    "mask map colours": (
+        lambda d, o, c, s: (c, s, o / "out.png", ["--mask-map", str(_three_colours(d / "map.png"))]),
+        "{path}: mask map has 3 colours, expected one per style (1)",
+    ),
+    "unknown layer": (lambda d, o, c, s: (c, s, o / "out.png", ["--content-layers", "block9_conv1"]), "unknown VGG19"),
+    "bad layer weight": (
+        lambda d, o, c, s: (c, s, o / "out.png", ["--style-layers", "block1_conv1:x"]),
+        "bad layer weight in 'block1_conv1:x'",
+    ),
+    "bad scales": (lambda d, o, c, s: (c, s, o / "out.png", ["--scales", "abc"]), "--scales takes 'auto'"),
+    "ema 1": (lambda d, o, c, s: (c, s, o / "out.png", ["--ema", "1"]), "ema must be in [0, 1)"),
     "snapshot folder is a file": (
         lambda d, o, c, s: (c, s, o / "out.png", ["--snapshot-every", "1", "--snapshot-dir", str(_text(d / "f"))]),
         "{path}: cannot create snapshot folder",
@@ -413,3 +440,36 @@ def test_ctrl_c_writes_the_image_so_far(pair, tmp_path):
     if snapshot.exists():
         np.testing.assert_array_equal(np.asarray(img), np.asarray(Image.open(snapshot)))
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_two_styles_with_mask_map_colour_and_scales(capsys, pair, tmp_path, expected_wh):
+    content, style = pair
+    regions = np.zeros((6, 8, 3), np.uint8)
+    regions[:, 4:] = 255
+    Image.fromarray(regions).save(tmp_path / "map.png")
+    out = tmp_path / "out.png"
+    code, stdout, stderr = run(
+        capsys,
+        "stylize",
+        content,
+        style,
+        "--style",
+        content,
+        "--mask-map",
+        tmp_path / "map.png",
+        "--color",
+        "luminance",
+        "--optimizer",
+        "lbfgs",
+        "--scales",
+        "32",
+        "-o",
+        out,
+        "--size",
+        SIZE,
+        "--steps",
+        STEPS,
+        "--quiet",
+    )
+    assert code == 0, stderr
+    assert assert_valid_image(out).size == expected_wh

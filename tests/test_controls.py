@@ -99,7 +99,7 @@ def test_multiscale_yields_requested_size(model, small_pair):
 def test_lbfgs_beats_adam_per_evaluation(model, small_pair):
     """One value-and-gradient evaluation per step for both, so equal steps = equal evaluations."""
     content, style = small_pair
-    adam = stylize(content, style, StyleConfig(steps=40, chunk_size=10), model=model)
+    adam = stylize(content, style, StyleConfig(steps=40, chunk_size=10, optimizer="adam"), model=model)
     lbfgs = stylize(content, style, StyleConfig(steps=40, chunk_size=10, optimizer="lbfgs"), model=model)
     assert lbfgs.losses["total"][-1] < adam.losses["total"][-1]
 
@@ -127,3 +127,48 @@ def test_blend_needs_one_weight_per_style(model, small_pair):
     content, style = small_pair
     with pytest.raises(ValueError, match="style_blend has 3 weights for 2 style images"):
         stylize(content, [style, style], STEPS.replace(style_blend=(1.0, 1.0, 1.0)), model=model)
+
+
+def test_wasserstein_style_loss_lowers_the_loss(model, small_pair):
+    content, style = small_pair
+    result = stylize(content, style, STEPS.replace(style_loss="wasserstein"), model=model)
+    assert result.losses["style"][-1] < 0.8 * result.losses["style"][0]
+
+
+def test_ema_output_is_smoother_than_the_last_iterate(model, small_pair):
+    content, style = small_pair
+    raw = stylize(content, style, STEPS.replace(steps=30, optimizer="adam", learning_rate=0.1), model=model).image
+    averaged = stylize(
+        content, style, STEPS.replace(steps=30, optimizer="adam", learning_rate=0.1, ema=0.9), model=model
+    ).image
+    tv = [float(losses.total_variation_loss(jnp.asarray(x)[None])) for x in (raw, averaged)]
+    assert tv[1] < tv[0]
+
+
+def test_masks_need_the_gram_loss(model, small_pair):
+    content, style = small_pair
+    with pytest.raises(ValueError, match="masks need the Gram style loss"):
+        stylize(
+            content, style, STEPS.replace(style_loss="wasserstein"), masks=np.ones((1, *content.shape[:2])), model=model
+        )
+
+
+def test_bfloat16_compute_tracks_float32(model, small_pair):
+    content, style = small_pair
+    f32 = stylize(content, style, STEPS, model=model)
+    bf16 = stylize(content, style, STEPS.replace(compute_dtype="bfloat16"), model=model)
+    assert bf16.image.dtype == np.float32
+    assert bf16.losses["total"][-1] < 0.9 * bf16.losses["total"][0]
+    np.testing.assert_allclose(bf16.losses["total"][0], f32.losses["total"][0], rtol=0.05)
+
+
+def test_passes_too_small_for_the_layers_are_skipped(model, small_pair):
+    content, style = small_pair  # 64 px: block5 needs 16 px a side, so a 16 px pass cannot run
+    result = stylize(content, style, STEPS.replace(steps=4, scales=(16, 32)), model=model)
+    assert np.isfinite(result.losses["total"]).all() and result.image.shape == content.shape
+
+
+def test_too_small_image_is_refused(model, small_pair):
+    _, style = small_pair
+    with pytest.raises(ValueError, match="content image is 12x9; its layers need at least 16 px a side"):
+        stylize(np.zeros((9, 12, 3), np.float32), style, STEPS, model=model)

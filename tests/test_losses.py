@@ -76,3 +76,33 @@ def test_gram_gradient_matches_autodiff_of_the_einsum(rng):
     np.testing.assert_allclose(
         jax.grad(lambda x: jnp.sum(w * losses.gram(x)))(f), jax.grad(reference)(f), rtol=1e-5, atol=1e-6
     )
+
+
+def _w2_reference(mean_a, cov_a, mean_b, cov_b):
+    def sqrtm(m):
+        w, v = np.linalg.eigh(m)
+        return (v * np.sqrt(np.maximum(w, 0))) @ v.T
+
+    cross = sqrtm(sqrtm(cov_b) @ cov_a @ sqrtm(cov_b))
+    return np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * cross)
+
+
+def test_wasserstein_matches_closed_form(rng):
+    f = rng.standard_normal((1, 6, 7, 4)).astype(np.float32) * [1.0, 2.0, 0.5, 1.5]
+    g = rng.standard_normal((1, 5, 5, 4)).astype(np.float32) + 0.3
+    mean_f, cov_f = (np.asarray(x, np.float64) for x in losses.gaussian_fit(jnp.asarray(f)))
+    mean_g, cov_g = (np.asarray(x, np.float64) for x in losses.gaussian_fit(jnp.asarray(g)))
+    np.testing.assert_allclose(mean_f, f.reshape(-1, 4).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(cov_f, np.cov(f.reshape(-1, 4), rowvar=False, bias=True), rtol=1e-4, atol=1e-5)
+    ours = losses.wasserstein_loss(
+        jnp.asarray(f), jnp.asarray(mean_g), jnp.asarray(cov_g), losses.psd_sqrt(jnp.asarray(cov_g, jnp.float32))
+    )
+    assert float(ours) == pytest.approx(_w2_reference(mean_f, cov_f, mean_g, cov_g) / 4, rel=1e-3)
+
+
+def test_wasserstein_zero_for_own_statistics_with_finite_gradient(rng):
+    f = jnp.asarray(rng.standard_normal((1, 8, 8, 3)).astype(np.float32))
+    mean, cov = losses.gaussian_fit(f)
+    value, grad = jax.value_and_grad(losses.wasserstein_loss)(f, mean, cov, losses.psd_sqrt(cov))
+    assert float(value) == pytest.approx(0.0, abs=1e-3)
+    assert np.all(np.isfinite(grad))

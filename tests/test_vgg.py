@@ -82,3 +82,10 @@ def test_max_pool_gradient_matches_reference(rng):
     ref = jax.vjp(lambda v: vgg._pool(v, "max"), x)[1](g)[0]
     np.testing.assert_allclose(ours, ref)
     np.testing.assert_allclose(vgg.max_pool(x), vgg._pool(x, "max"))
+
+
+def test_min_side_counts_pools_before_the_deepest_layer():
+    assert vgg.min_side(["block1_conv1"]) == 1
+    assert vgg.min_side(["block1_pool"]) == 2
+    assert vgg.min_side(["block2_conv1", "block1_conv1"]) == 2
+    assert vgg.min_side(["block5_conv4"]) == 16
