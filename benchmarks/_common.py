@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import time
@@ -29,26 +28,20 @@ def load_pair(size: int) -> tuple[np.ndarray, np.ndarray]:
     return content, load_style(STYLE, content.shape[:2])
 
 
-def chunk_size() -> int:
-    """Steps per compiled chunk that the default config uses on this backend."""
-    return StyleConfig().chunk_size or default_chunk_size()
+def chunk_size(hw: tuple[int, ...] = (1, 1)) -> int:
+    """Steps per compiled chunk that the default config uses on this backend for an ``hw`` image."""
+    return StyleConfig().chunk_size or default_chunk_size(pixels=hw[0] * hw[1])
 
 
 def whole_chunks(steps: int) -> int:
-    """``steps`` rounded up to whole chunks, so a timed run never compiles a remainder program."""
+    """``steps`` rounded up to whole chunks of the longest kind (smaller chunks divide it)."""
     chunk = chunk_size()
     return max(1, math.ceil(steps / chunk)) * chunk
 
 
-def has_compute_dtype() -> bool:
-    """Whether ``StyleConfig`` has a ``compute_dtype`` field (float32 vs bfloat16 benchmarks)."""
-    return "compute_dtype" in {field.name for field in dataclasses.fields(StyleConfig)}
-
-
-def stylize_config(optimizer: str, steps: int, dtype: str | None = None) -> StyleConfig:
-    """The default config with ``optimizer`` and ``steps`` (and ``compute_dtype`` when given)."""
-    extra = {} if dtype is None else {"compute_dtype": dtype}
-    return StyleConfig().replace(optimizer=optimizer, steps=steps, **extra)
+def stylize_config(optimizer: str, steps: int, dtype: str = "float32") -> StyleConfig:
+    """The default config with ``optimizer``, ``steps`` and ``compute_dtype``."""
+    return StyleConfig().replace(optimizer=optimizer, steps=steps, compute_dtype=dtype)
 
 
 def env_info() -> dict[str, str]:

@@ -17,7 +17,7 @@ from benchmarks._common import ROOT, device_peak_mib, load_pair, stylize_config
 from benchmarks._system import peak_rss_mib
 
 
-def measure(size: int, steps: int, optimizer: str, dtype: str | None) -> dict[str, float | None]:
+def measure(size: int, steps: int, optimizer: str, dtype: str) -> dict[str, float | None]:
     """Stylize once in this process; peak RSS before (model and images loaded) and after, in MiB."""
     from jnst import Model, stylize
 
@@ -28,11 +28,10 @@ def measure(size: int, steps: int, optimizer: str, dtype: str | None) -> dict[st
     return {"peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline, "device_peak_mib": device_peak_mib()}
 
 
-def measure_in_subprocess(size: int, steps: int, optimizer: str, dtype: str | None) -> dict[str, float | None]:
+def measure_in_subprocess(size: int, steps: int, optimizer: str, dtype: str) -> dict[str, float | None]:
     """:func:`measure` in a fresh Python process (the same interpreter), for a clean high-water mark."""
     cmd = [sys.executable, "-m", "benchmarks._memory", f"--size={size}", f"--steps={steps}", f"--optimizer={optimizer}"]
-    if dtype is not None:
-        cmd.append(f"--dtype={dtype}")
+    cmd.append(f"--dtype={dtype}")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, required=True, help="long side of the content image")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--optimizer", default="adam")
-    parser.add_argument("--dtype", default=None, help="StyleConfig.compute_dtype, where jnst has it")
+    parser.add_argument("--dtype", default="float32", help="StyleConfig.compute_dtype")
     args = parser.parse_args(argv)
     print(json.dumps(measure(args.size, args.steps, args.optimizer, args.dtype)))
 

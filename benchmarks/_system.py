@@ -13,8 +13,20 @@ import sys
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak resident set size so far, in MiB.
+
+    On Linux this is ``VmHWM`` from /proc/self/status, not ``ru_maxrss``: a child started with
+    fork + exec inherits its parent's RSS at the fork as its ``ru_maxrss`` floor, which would
+    report the benchmark process's memory as the peer's or the fresh process's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 

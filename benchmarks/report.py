@@ -101,7 +101,7 @@ def stylize_table(data: dict) -> str:
         "batch 4, 8: n/a — `jnst.stylize` optimises one image (no batching).",
     ]
     if not any(info["dtype"] == "bfloat16" for info, _ in rows_of(data, "stylize")):
-        notes.append("bfloat16: n/a — jnst has no `compute_dtype` option, or the backend is CPU.")
+        notes.append("bfloat16: measured on GPU/TPU only (XLA:CPU has no fast bfloat16 convolutions).")
     return table(head, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import jax
 import pytest
 
-from benchmarks._common import CONTENT, STYLE, env_info, stylize_config
+from benchmarks._common import CONTENT, STYLE, chunk_size, env_info, stylize_config
 from jnst import stylize
-from jnst.stylize import LoopState, compute_targets, default_chunk_size, run_chunk
+from jnst.stylize import LoopState, compute_targets, run_chunk
 
 PEER_SCRIPT = Path(__file__).with_name("peer_pastiche.py")
 PEER_OPTIMIZERS = ("adam", "lbfgs")
@@ -100,7 +100,7 @@ def test_jnst_vs_pastiche(benchmark, model, pair, size, optimizer, steps, rounds
     compiled = config.compiled_part()
     image, style_b = jax.numpy.asarray(content)[None], jax.numpy.asarray(style)[None]
     targets = compute_targets(model, image, [style_b], config)
-    chunk = config.chunk_size or default_chunk_size()
+    chunk = chunk_size(content.shape[:2])
     cpu = jax.default_backend() == "cpu"
 
     def jnst_round() -> None:

@@ -22,7 +22,7 @@ def test_stylize(benchmark, model, pair, size, optimizer, dtype, steps, rounds):
     """``steps`` optimiser steps per round at long side ``size``."""
     content, style = pair
     config = stylize_config(optimizer, steps, dtype)
-    warm = config.replace(steps=chunk_size())
+    warm = config.replace(steps=chunk_size(content.shape[:2]))
     jax.clear_caches()
     first = seconds(lambda: stylize(content, style, warm, model=model))
     second = seconds(lambda: stylize(content, style, warm, model=model))
@@ -33,10 +33,10 @@ def test_stylize(benchmark, model, pair, size, optimizer, dtype, steps, rounds):
         kind="stylize",
         size=list(content.shape[:2]),
         optimizer=optimizer,
-        dtype=dtype or "float32",
+        dtype=dtype,
         batch=1,
         steps=steps,
-        chunk_size=chunk_size(),
+        chunk_size=chunk_size(content.shape[:2]),
         first_call_s=first,
         compile_s=max(0.0, first - second),
         **measure_in_subprocess(size, steps, optimizer, dtype),

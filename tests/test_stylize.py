@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from jnst import StyleConfig, stylize
-from jnst.stylize import _segments
+from jnst.stylize import _segments, default_chunk_size
 
 FAST = StyleConfig(steps=6, chunk_size=3)
 
@@ -99,3 +99,11 @@ def test_rejects_bad_shapes(model):
 def test_config_validates(changes, message):
     with pytest.raises(ValueError, match=message):
         StyleConfig().replace(**changes)
+
+
+def test_chunk_is_unrolled_short_on_cpu_and_shorter_for_big_images():
+    # XLA:CPU keeps image-sized buffers of every unrolled step alive: big images get fewer steps.
+    assert default_chunk_size("cpu", 384 * 512) == 10
+    assert default_chunk_size("cpu", 768 * 1024) == 5
+    assert default_chunk_size("cpu", 4000 * 3000) == 1
+    assert default_chunk_size("gpu", 768 * 1024) == 50
