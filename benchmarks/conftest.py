@@ -83,21 +83,22 @@ def pair(size: int) -> tuple[np.ndarray, np.ndarray]:
     return load_pair(size)
 
 
+def _positive(request: pytest.FixtureRequest, option: str) -> int:
+    value = request.config.getoption(option)
+    if value < 1:
+        raise pytest.UsageError(f"{option} must be >= 1")
+    return value
+
+
 @pytest.fixture(scope="session")
 def steps(request: pytest.FixtureRequest) -> int:
     """Timed steps per round: ``--steps`` rounded up to whole chunks of the backend's chunk size."""
-    requested = request.config.getoption("--steps")
-    if requested < 1:
-        raise pytest.UsageError("--steps must be >= 1")
-    return whole_chunks(requested)
+    return whole_chunks(_positive(request, "--steps"))
 
 
 @pytest.fixture(scope="session")
 def rounds(request: pytest.FixtureRequest) -> int:
-    value = request.config.getoption("--rounds")
-    if value < 1:
-        raise pytest.UsageError("--rounds must be >= 1")
-    return value
+    return _positive(request, "--rounds")
 
 
 @pytest.fixture(scope="session")
