@@ -30,8 +30,8 @@ def measure(size: int, steps: int, optimizer: str, dtype: str) -> dict[str, floa
 
 def measure_in_subprocess(size: int, steps: int, optimizer: str, dtype: str) -> dict[str, float | None]:
     """:func:`measure` in a fresh Python process (the same interpreter), for a clean high-water mark."""
-    cmd = [sys.executable, "-m", "benchmarks._memory", f"--size={size}", f"--steps={steps}", f"--optimizer={optimizer}"]
-    cmd.append(f"--dtype={dtype}")
+    cmd = [sys.executable, "-m", "benchmarks._memory", f"--size={size}", f"--steps={steps}"]
+    cmd += [f"--optimizer={optimizer}", f"--dtype={dtype}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")

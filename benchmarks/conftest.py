@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks._common import IMAGES, env_info, load_pair, whole_chunks
 from benchmarks._system import cpu_count, cpu_model
-from jnst.config import OPTIMIZERS
+from jnst.config import DTYPES, OPTIMIZERS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +49,7 @@ def _sizes(config: pytest.Config) -> list[int]:
 
 def _dtypes() -> list[str]:
     """Compute dtypes to compare: bfloat16 beside float32 on GPU/TPU (XLA:CPU has no fast bf16 convolutions)."""
-    return ["float32"] if jax.default_backend() == "cpu" else ["float32", "bfloat16"]
+    return ["float32"] if jax.default_backend() == "cpu" else list(DTYPES)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

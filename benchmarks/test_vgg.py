@@ -18,10 +18,9 @@ import pytest
 from benchmarks._common import env_info, seconds
 from jnst.config import StyleConfig
 from jnst.stylize import compute_targets, objective
-from jnst.vgg import LAYERS, features
+from jnst.vgg import features
 
 CONFIG = StyleConfig().compiled_part()
-USED_LAYERS = tuple(name for name in LAYERS if name in {n for n, _ in CONFIG.content_layers + CONFIG.style_layers})
 MIN_ROUND_S = 0.2  # calls per round are repeated up to this, so fast calls are not timer noise
 
 forward = jax.jit(features, static_argnums=(0, 3))
@@ -32,7 +31,7 @@ def _bench(benchmark, fn: Callable[[], object], rounds: int, kind: str, hw: tupl
     """Compile ``fn`` outside timing, pick iterations per round from one timed call, then time it."""
     fn()
     iterations = max(1, math.ceil(MIN_ROUND_S / seconds(fn)))
-    benchmark.extra_info.update(kind=kind, size=list(hw), last_layer=USED_LAYERS[-1], iterations=iterations)
+    benchmark.extra_info.update(kind=kind, size=list(hw), last_layer=CONFIG.layers[-1], iterations=iterations)
     benchmark.extra_info.update(env_info())
     benchmark.pedantic(fn, rounds=rounds, iterations=iterations)
 
@@ -43,7 +42,7 @@ def test_forward(benchmark, model, pair, rounds):
     image = jnp.asarray(pair[0])[None]
     _bench(
         benchmark,
-        lambda: jax.block_until_ready(forward(model.graphdef, model.params, image, USED_LAYERS)),
+        lambda: jax.block_until_ready(forward(model.graphdef, model.params, image, CONFIG.layers)),
         rounds,
         "forward",
         image.shape[1:3],

@@ -19,7 +19,6 @@ RGB_TO_YIQ = np.array(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], np.float32
 )
 YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ).astype(np.float32)
-MODES = ("none", "luminance", "match")
 
 
 def rgb_to_yiq(image: np.ndarray) -> np.ndarray:

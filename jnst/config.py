@@ -6,7 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from jnst.vgg import check_layers
+from jnst.vgg import LAYERS, check_layers
 
 INITS = ("content", "noise", "content+noise")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -139,6 +139,12 @@ class StyleConfig:
             fail(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.pooling not in POOLINGS:
             fail(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the content and style losses read, in network order."""
+        names = {name for name, _ in self.content_layers + self.style_layers}
+        return tuple(name for name in LAYERS if name in names)
 
     @property
     def lr(self) -> float:

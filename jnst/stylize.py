@@ -93,11 +93,6 @@ def default_chunk_size(backend: str | None = None, pixels: int = 0) -> int:
     return max(1, min(10, 2**22 // max(pixels, 1)))
 
 
-def _layers(config: StyleConfig) -> tuple[str, ...]:
-    names = {name for name, _ in config.content_layers + config.style_layers}
-    return tuple(name for name in LAYERS if name in names)
-
-
 @functools.partial(jax.jit, static_argnames=("graphdef", "layers"))
 def _activations(graphdef: nnx.GraphDef, params: nnx.State, image: Array, layers: tuple[str, ...]) -> dict:
     return features(graphdef, params, image, layers)
@@ -169,7 +164,7 @@ def objective(
     image: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig
 ) -> tuple[Array, dict[str, Array]]:
     """Total loss of ``image`` (1, H, W, 3) and its weighted terms."""
-    acts = features(graphdef, params, image.astype(config.compute_dtype), _layers(config))
+    acts = features(graphdef, params, image.astype(config.compute_dtype), config.layers)
     content = sum(w * losses.content_loss(acts[n], targets.content[n]) for n, w in config.content_layers)
     if targets.gaussians:
         style = sum(w * losses.wasserstein_loss(acts[n], *targets.gaussians[n]) for n, w in config.style_layers)
@@ -332,7 +327,7 @@ def stylize(
             raise ValueError(
                 f"masks must be (styles, H, W) = {(len(styles), *content_b.shape[1:3])}, got {masks.shape}"
             )
-    smallest = min_side(_layers(config))
+    smallest = min_side(config.layers)
     for what, image in [("content", content_b), *(("style", s) for s in styles_b)]:
         if min(image.shape[1:3]) < smallest:
             raise ValueError(
@@ -363,9 +358,7 @@ def stylize(
         factor = side / max(full_hw)
         hw = fit_long_side(full_hw, side)
         pass_content = resize(work_content, hw)
-        pass_styles = [
-            resize(s, fit_long_side(s.shape[1:3], max(1, round(factor * max(s.shape[1:3]))))) for s in work_styles
-        ]
+        pass_styles = [resize(s, _scaled(s.shape[1:3], factor)) for s in work_styles]
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
         targets = compute_targets(model, pass_content, pass_styles, config, pass_masks)
         if state is None:
