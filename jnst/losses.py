@@ -1,7 +1,13 @@
 """Pure loss functions of Gatys et al. style transfer, on NHWC activations.
 
-Normalisation is chosen so that a loss does not grow with image size: every loss is a mean,
-and a Gram matrix is divided by its number of spatial positions.
+A Gram matrix is divided by its number of spatial positions, so it does not grow with image
+size. Each squared error is then normalised by one of ``NORMS``:
+
+- ``"mean"``: the mean squared error (Gatys et al.; its scale differs by orders of magnitude
+  between layers and images, so weights must be retuned per layer and per image);
+- ``"unit_grad"``: ``sum(d^2) / sum(|d|)``, whose gradient has an L1 norm of about 1 whatever
+  the layer or image (crowsonkb/style-transfer-pytorch), so a weight is a share of the push;
+- ``"target"``: the mean squared error divided by the target's mean square, a relative error.
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+
+NORMS = ("mean", "unit_grad", "target")
+_EPS = 1e-8
 
 
 @jax.custom_vjp
@@ -41,17 +50,32 @@ def gram(features: jax.Array) -> jax.Array:
     return _gram_sum(features.reshape(n, h * w, c)) / (h * w)
 
 
-def content_loss(features: jax.Array, target: jax.Array) -> jax.Array:
-    """Mean squared error between activations: ``mean((F - P)^2)`` over all elements."""
-    return jnp.mean(jnp.square(features.astype(jnp.float32) - target))
+def squared_error(x: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Array:
+    """The squared error between ``x`` and ``target``, normalised by ``norm`` (see ``NORMS``)."""
+    d = x.astype(jnp.float32) - target
+    if norm == "mean":
+        return jnp.mean(jnp.square(d))
+    if norm == "unit_grad":
+        return jnp.sum(jnp.square(d)) / (jnp.sum(jnp.abs(d)) + _EPS)
+    if norm == "target":
+        return jnp.mean(jnp.square(d)) / (jnp.mean(jnp.square(target)) + _EPS)
+    raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}")
 
 
-def gram_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
-    """One layer's style loss: ``mean((gram(F) - A)^2)`` over the C x C entries (and batch)."""
-    return jnp.mean(jnp.square(gram(features) - target_gram))
+def content_loss(features: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Array:
+    """Squared error between activations (``mean((F - P)^2)`` with the default ``norm``)."""
+    return squared_error(features, target, norm)
 
 
-def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Array) -> jax.Array:
+def gram_loss(features: jax.Array, target_gram: jax.Array, norm: str = "mean") -> jax.Array:
+    """One layer's style loss: ``mean((gram(F) - A)^2)`` over the C x C entries with the default
+    ``norm`` (and batch)."""
+    return squared_error(gram(features), target_gram, norm)
+
+
+def guided_gram_loss(
+    features: jax.Array, target_grams: jax.Array, masks: jax.Array, norm: str = "mean"
+) -> jax.Array:
     """Style loss over masked regions (guided Gram matrices, Gatys et al. 2017).
 
     ``features`` (1, H, W, C), ``target_grams`` (R, C, C) one per region, ``masks`` (R, H, W) in
@@ -64,7 +88,7 @@ def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Ar
     weighted = m * features.reshape(1, h * w, c)
     mass = jnp.sum(jnp.square(m), axis=(1, 2))
     grams = _gram_sum(weighted) / jnp.maximum(mass, 1e-8)[:, None, None]
-    per_region = jnp.mean(jnp.square(grams - target_grams), axis=(1, 2))
+    per_region = jax.vmap(lambda g, t: squared_error(g, t, norm))(grams, target_grams)
     return jnp.sum(mass / (h * w) * per_region)
 
 
@@ -105,9 +129,11 @@ def style_loss(
     features: Mapping[str, jax.Array],
     target_grams: Mapping[str, jax.Array],
     layer_weights: Mapping[str, float],
+    norm: str = "mean",
 ) -> jax.Array:
-    """Weighted sum over layers of :func:`gram_loss`: ``sum_l w_l mean((G_l - A_l)^2)``."""
-    return sum(w * gram_loss(features[name], target_grams[name]) for name, w in layer_weights.items())
+    """Weighted sum over layers of :func:`gram_loss`: ``sum_l w_l mean((G_l - A_l)^2)`` with the
+    default ``norm``."""
+    return sum(w * gram_loss(features[name], target_grams[name], norm) for name, w in layer_weights.items())
 
 
 def total_variation_loss(image: jax.Array) -> jax.Array:

@@ -12,13 +12,14 @@ weights were trained with (see :mod:`jnst.weights`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnst.weights import CONV_CHANNELS, VGGWeights
+from jnst.weights import CONV_CHANNELS, VGGWeights, load
 
 POOLS = ("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool")
 # Every named activation, in the order the network computes them.
@@ -27,6 +28,9 @@ LAYERS: tuple[str, ...] = tuple(
     for block in range(1, 6)
     for name in [c for c in CONV_CHANNELS if c.startswith(f"block{block}_")] + [f"block{block}_pool"]
 )
+
+PADDINGS = ("zero", "reflect", "replicate")
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge"}
 
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 TORCH_MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
@@ -49,12 +53,15 @@ class Conv3x3(nnx.Module):
         self.kernel = nnx.Param(jnp.asarray(kernel))
         self.bias = nnx.Param(jnp.asarray(bias))
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, padding: str = "zero") -> jax.Array:
+        """Convolve with the border ``padding``: zeros, or the image reflected or replicated."""
+        if padding != "zero":
+            x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=_PAD_MODES[padding])
         y = jax.lax.conv_general_dilated(
             x,
             self.kernel[...].astype(x.dtype),
             window_strides=(1, 1),
-            padding="SAME",
+            padding="SAME" if padding == "zero" else "VALID",
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
         return jax.nn.relu(y + self.bias[...].astype(x.dtype))
@@ -129,18 +136,26 @@ class VGG19(nnx.Module):
         for name, (kernel, bias) in weights.layers.items():
             setattr(self, name, Conv3x3(kernel, bias))
 
-    def __call__(self, image: jax.Array, layers: Iterable[str]) -> dict[str, jax.Array]:
+    def __call__(self, image: jax.Array, layers: Iterable[str], padding: str = "zero") -> dict[str, jax.Array]:
         """Activations at ``layers`` for RGB ``image`` (N, H, W, 3) in [0, 1].
 
-        Only the network up to the deepest requested layer is computed.
+        Only the network up to the deepest requested layer is computed. ``padding`` is the first
+        convolution's border: VGG19 was trained with zeros, which after mean subtraction read
+        as a flat frame of the mean colour that the optimisation paints edge strokes against;
+        reflecting or replicating the border (crowsonkb/style-transfer-pytorch) does not. Deeper layers keep zero padding.
         """
+        if padding not in PADDINGS:
+            raise ValueError(f"unknown padding {padding!r}; choose from {', '.join(PADDINGS)}")
         layers = check_layers(layers)
         wanted = set(layers)
         last = max(LAYERS.index(name) for name in layers)
         x = preprocess(image, self.preprocessing)
         out = {}
         for name in LAYERS[: last + 1]:
-            x = pool2x2(x, self.pooling) if name in POOLS else getattr(self, name)(x)
+            if name in POOLS:
+                x = pool2x2(x, self.pooling)
+            else:
+                x = getattr(self, name)(x, padding if name == "block1_conv1" else "zero")
             if name in wanted:
                 out[name] = x
         return out
@@ -152,7 +167,20 @@ def split(model: VGG19) -> tuple[nnx.GraphDef, nnx.State]:
 
 
 def features(
-    graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array, layers: tuple[str, ...]
+    graphdef: nnx.GraphDef, params: nnx.State, image: jax.Array, layers: tuple[str, ...], padding: str = "zero"
 ) -> dict[str, jax.Array]:
     """Pure form of ``VGG19.__call__``: merge the params into the graph and run it."""
-    return nnx.merge(graphdef, params)(image, layers)
+    return nnx.merge(graphdef, params)(image, layers, padding)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A VGG19 split once into a static graph definition and a params pytree."""
+
+    graphdef: nnx.GraphDef
+    params: nnx.State
+
+    @classmethod
+    def create(cls, weights: VGGWeights | None = None, pooling: str = "max") -> Model:
+        """Build from ``weights`` (the shipped ImageNet weights when None)."""
+        return cls(*split(VGG19(load() if weights is None else weights, pooling)))

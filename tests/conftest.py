@@ -17,7 +17,7 @@ def weights():
 
 @pytest.fixture(scope="session")
 def model(weights):
-    from jnst.stylize import Model
+    from jnst.vgg import Model
 
     return Model.create(weights)
 

@@ -6,7 +6,7 @@ import pytest
 
 from jnst import StyleConfig, color, losses, stylize, vgg
 from jnst.images import load_style
-from jnst.stylize import layer_masks
+from jnst.targets import layer_masks
 
 STEPS = StyleConfig(steps=20, chunk_size=10)
 

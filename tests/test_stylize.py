@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from jnst import StyleConfig, stylize
-from jnst.stylize import _segments, default_chunk_size
+from jnst.loop import default_chunk_size, segments
 
 FAST = StyleConfig(steps=6, chunk_size=3)
 
@@ -75,10 +75,10 @@ def test_snapshots_every_n_steps(model, small_pair):
 
 
 def test_segments_end_on_snapshots():
-    assert _segments(0, 7, 0, 3) == [3, 3, 1]
-    assert _segments(0, 7, 3, 2) == [2, 1, 0, 2, 1, 0, 1]
-    assert _segments(4, 5, 3, 2) == [2, 0, 2, 1, 0]
-    assert sum(_segments(0, 3001, 250, 10)) == 3001
+    assert segments(0, 7, 0, 3) == [3, 3, 1]
+    assert segments(0, 7, 3, 2) == [2, 1, 0, 2, 1, 0, 1]
+    assert segments(4, 5, 3, 2) == [2, 0, 2, 1, 0]
+    assert sum(segments(0, 3001, 250, 10)) == 3001
 
 
 def test_rejects_bad_shapes(model):
