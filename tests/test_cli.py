@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import os
 import re
 import signal
 import subprocess
@@ -18,11 +19,14 @@ import time
 import zlib
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
+from jax.experimental.compilation_cache import compilation_cache
 from PIL import Image
 
-from jnst import cli, images
+from jnst import cli, images, plot
+from jnst import config as config_lib
 from jnst.vgg import LAYERS
 
 # The modules themselves: ``jnst.stylize`` is the function that jnst/__init__.py re-exports.
@@ -98,6 +102,36 @@ def no_stylize(monkeypatch):
     monkeypatch.setattr(stylize_module, "stylize", forbidden)
 
 
+CACHE_FLAGS = (
+    "jax_compilation_cache_dir",
+    "jax_enable_compilation_cache",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+)
+
+
+def cache_settings() -> dict[str, object]:
+    return {flag: getattr(jax.config, flag) for flag in CACHE_FLAGS}
+
+
+def restore_cache_settings(settings: dict[str, object]) -> None:
+    for flag, value in settings.items():
+        jax.config.update(flag, value)
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache_in_tmp(tmp_path_factory):
+    """The in-process runs' persistent compilation cache goes to a temporary folder, not the
+    user's; afterwards JAX's cache settings are put back, so later test modules run without it."""
+    before = cache_settings()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+        mp.setenv("JNST_CACHE_DIR", str(tmp_path_factory.mktemp("jax_cache")))
+        yield
+    restore_cache_settings(before)
+
+
 # --- end to end -------------------------------------------------------------------------------
 
 
@@ -117,15 +151,24 @@ def test_snapshots_and_contact_sheet(png_run, expected_wh):
     code, stdout, stderr, out = png_run
     assert code == 0, stderr
     folder = out.with_name("out_snapshots")
-    assert f"snapshots and contact sheet in {folder}" in stdout
+    assert f"snapshots, contact sheet and loss curve in {folder}" in stdout
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["contact_sheet.png", "step_00000.png", "step_00002.png", "step_00004.png"]
-    for name in names[1:]:
+    assert names == ["contact_sheet.png", "loss_curve.png", "step_00000.png", "step_00002.png", "step_00004.png"]
+    for name in names[2:]:
         assert assert_valid_image(folder / name).size == expected_wh
     # The last snapshot is the output image itself.
     np.testing.assert_array_equal(np.asarray(Image.open(folder / "step_00004.png")), np.asarray(Image.open(out)))
     sheet = assert_valid_image(folder / "contact_sheet.png")
     assert sheet.width > 2 * expected_wh[0] and sheet.height > 2 * expected_wh[1]  # a 2x2 grid of 3 images
+
+
+def test_loss_curve_beside_the_snapshots(png_run):
+    code, _, stderr, out = png_run
+    assert code == 0, stderr
+    curve = assert_valid_image(out.with_name("out_snapshots") / "loss_curve.png")
+    assert curve.format == "PNG" and curve.size == (640, 360)
+    drawn = (np.asarray(curve.convert("RGB")) == plot.SERIES_COLORS["total"]).all(axis=-1)
+    assert drawn.sum() > 20  # the total loss is plotted, not just the axes
 
 
 def test_jpeg_output_by_extension(capsys, pair, tmp_path, expected_wh):
@@ -219,7 +262,28 @@ BAD_INPUTS = {
     "content weight -1": (lambda d, o, c, s: (c, s, o / "out.png", ["--content-weight", "-1"]), "--content-weight"),
     "style weight inf": (lambda d, o, c, s: (c, s, o / "out.png", ["--style-weight", "inf"]), "--style-weight"),
     "unknown preset": (lambda d, o, c, s: (c, s, o / "out.png", ["--preset", "nope"]), "--preset"),
-    "unknown init": (lambda d, o, c, s: (c, s, o / "out.png", ["--init", "nope"]), "--init"),
+    "unknown init": (lambda d, o, c, s: (c, s, o / "out.png", ["--init", "nope"]), "--init nope: no such file"),
+    "missing init file": (
+        lambda d, o, c, s: (c, s, o / "out.png", ["--init", str(d / "missing.png")]),
+        "--init {path}: no such file",
+    ),
+    "text init file": (
+        lambda d, o, c, s: (c, s, o / "out.png", ["--init", str(_text(d / "init.png"))]),
+        "{path}: not an image",
+    ),
+    "truncated init file": (
+        lambda d, o, c, s: (c, s, o / "out.png", ["--init", str(_truncated_jpeg(d / "init.jpg", c))]),
+        "{path}: truncated or corrupt image",
+    ),
+    "truncated init file, with snapshots": (
+        lambda d, o, c, s: (
+            c,
+            s,
+            o / "out.png",
+            ["--snapshot-every", "1", "--init", str(_truncated_jpeg(d / "i.jpg", c))],
+        ),
+        "{path}: truncated or corrupt image",
+    ),
     "corrupt weights": (
         lambda d, o, c, s: (c, s, o / "out.png", ["--weights", str(_corrupt(d / "bad.npz"))]),
         "{path}: not a readable jnst weights file",
@@ -316,10 +380,43 @@ def test_existing_output_survives_a_failed_run(problem, capsys, pair, tmp_path, 
 # --- the other commands ------------------------------------------------------------------------
 
 
-def test_presets(capsys):
+def presets_rows(stdout: str) -> dict[str, tuple[list[str], str]]:
+    """``jnst presets``'s table: name -> (its differences from default, one a line; its description)."""
+    header, rule, *lines = stdout.splitlines()
+    diff_at, doc_at = header.index("differs from default"), header.index("what it is")
+    assert set(rule) == {"-", " "}
+    rows: dict[str, tuple[list[str], str]] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        if not line.startswith(" "):
+            name = line[:diff_at].strip()
+            rows[name] = ([], "")
+        diffs, doc = rows[name]
+        cell = line[diff_at:doc_at].strip()
+        rows[name] = (diffs + [cell] if cell else diffs, f"{doc} {line[doc_at:].strip()}".strip())
+    return rows
+
+
+def test_presets_table(capsys):
     code, stdout, _ = run(capsys, "presets")
     assert code == 0
-    assert re.search(r"^seed: ", stdout, re.M) and re.search(r"^default: ", stdout, re.M)
+    rows = presets_rows(stdout)
+    assert list(rows) == list(config_lib.PRESETS)
+    assert rows["default"][0] == ["\N{EM DASH}"]
+    assert "steps=3001" in rows["seed"][0] and "optimizer=adam" in rows["seed"][0]
+    for name, (_, doc) in config_lib.PRESETS.items():
+        assert rows[name][1] == " ".join(doc.split())  # the whole description, wrapped
+    assert "StyleConfig(" not in stdout
+
+
+def test_preset_differences():
+    assert cli.preset_differences("default") == []
+    seed = cli.preset_differences("seed")
+    assert seed[0] == "steps=3001" and "optimizer=adam" in seed and "learning_rate=0.02" in seed
+    assert "init=content+noise" in seed
+    # Fields equal to the default's are left out.
+    assert not any(d.startswith(("content_layers=", "style_layers=", "pooling=")) for d in seed)
 
 
 def test_layers(capsys):
@@ -365,6 +462,271 @@ def test_convert_missing_file(capsys, tmp_path):
 def test_no_command(capsys):
     code, _, stderr = run(capsys)
     assert_one_line_error(code, stderr)
+
+
+# --- stylize's help and flags ------------------------------------------------------------------
+
+HELP_GROUPS = {
+    "inputs": ["CONTENT", "STYLE", "--style", "--masks", "--mask-map", "--init", "--weights"],
+    "look": [
+        "--preset",
+        "--content-weight",
+        "--style-weight",
+        "--tv-weight",
+        "--style-blend",
+        "--style-scale",
+        "--color",
+        "--style-loss",
+        "--content-layers",
+        "--style-layers",
+        "--pooling",
+        "--padding",
+    ],
+    "optimisation": [
+        "--steps",
+        "--optimizer",
+        "--lr",
+        "--ema",
+        "--scales",
+        "--scale-start",
+        "--scale-factor",
+        "--seed",
+    ],
+    "output": ["-o", "--size", "--snapshot-every", "--snapshot-dir", "--quiet"],
+}
+
+
+def stylize_help(capsys, monkeypatch) -> str:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["stylize", "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def help_sections(text: str) -> dict[str, list[str]]:
+    """Section title -> the first word of each entry under it (a flag or a positional's name)."""
+    sections: dict[str, list[str]] = {}
+    title = None
+    for line in text.splitlines():
+        if re.match(r"^\S.*:$", line):
+            title = line[:-1]
+            sections[title] = []
+        elif title and re.match(r"^  \S", line):
+            sections[title].append(line.split()[0].rstrip(","))
+    return sections
+
+
+def test_stylize_help_is_grouped_by_purpose(capsys, monkeypatch):
+    sections = help_sections(stylize_help(capsys, monkeypatch))
+    assert [t for t in sections if t in HELP_GROUPS] == list(HELP_GROUPS)  # in this order
+    for title, entries in HELP_GROUPS.items():
+        assert sections[title] == entries, title
+    assert sections["options"] == ["-h"]
+
+
+def test_stylize_help_metavars_are_readable(capsys, monkeypatch):
+    text = stylize_help(capsys, monkeypatch)
+    assert "MORE_STYLES" not in text and "STYLE_BLEND" not in text
+    # No flag shows its own name in capitals as its metavar (argparse's default).
+    for flag, metavar in re.findall(r"(--[a-z-]+) ([A-Z_]+)\b", text):
+        assert metavar != flag[2:].upper().replace("-", "_"), flag
+    for shown in ["--masks FILE", "--init {content,noise,content+noise}|FILE", "--steps N", "--size PX"]:
+        assert shown in text
+    for shown in ["--content-weight WEIGHT", "--style-blend W", "--ema DECAY", "--content-layers LAYER[:W]"]:
+        assert shown in text
+    assert "--padding {zero,reflect,replicate}" in text
+
+
+def parse_config(*argv: str):
+    args = cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "out.png", *argv])
+    return args, cli._config(args)
+
+
+def test_every_flag_reaches_the_config():
+    args, cfg = parse_config(
+        *("--style", "s2.png", "--style-blend", "0.7", "0.3", "--style-scale", "0.5"),
+        *("--content-weight", "5", "--style-weight", "0.5", "--tv-weight", "0.1", "--color", "luminance"),
+        *("--style-loss", "wasserstein", "--content-layers", "block4_conv2", "--style-layers", "block1_conv1:0.5"),
+        *("--pooling", "avg", "--padding", "reflect", "--steps", "7", "--optimizer", "adam", "--lr", "0.1"),
+        *("--ema", "0.5", "--scales", "256", "128", "--seed", "3", "--init", "noise", "--snapshot-every", "2"),
+        *("--preset", "quality", "--size", "64", "--quiet", "--weights", "w.npz", "--snapshot-dir", "snaps"),
+    )
+    expected = {
+        "style_blend": (0.7, 0.3),
+        "content_weight": 5.0,
+        "style_weight": 0.5,
+        "tv_weight": 0.1,
+        "color": "luminance",
+        "style_loss": "wasserstein",
+        "content_layers": (("block4_conv2", 1.0),),
+        "style_layers": (("block1_conv1", 0.5),),
+        "pooling": "avg",
+        "padding": "reflect",
+        "steps": 7,
+        "optimizer": "adam",
+        "learning_rate": 0.1,
+        "ema": 0.5,
+        "scales": (128, 256),
+        "seed": 3,
+        "init": "noise",
+        "snapshot_every": 2,
+        "scale_start": config_lib.preset("quality").scale_start,
+    }
+    assert {name: getattr(cfg, name) for name in expected} == expected
+    assert args.more_styles == [Path("s2.png")] and args.style_scale == 0.5 and args.size == 64
+    assert args.quiet and args.weights == Path("w.npz") and args.snapshot_dir == Path("snaps")
+    assert cli._init_path(args) is None
+    _, auto = parse_config("--scale-start", "100", "--scale-factor", "1.5")
+    assert (auto.scales, auto.scale_start, auto.scale_factor) == ((), 100, 1.5)
+
+
+@pytest.mark.parametrize("mode", config_lib.INITS)
+def test_init_mode_names_keep_their_meaning(mode):
+    args, cfg = parse_config("--init", mode)
+    assert cfg.init == mode and cli._init_path(args) is None
+
+
+def test_init_file_leaves_the_config_init_alone():
+    args, cfg = parse_config("--init", "start.png", "--preset", "seed")
+    assert cli._init_path(args) == Path("start.png")
+    assert cfg.init == config_lib.preset("seed").init
+
+
+# --- --init FILE -------------------------------------------------------------------------------
+
+
+def _gradient(path: Path, width: int, height: int) -> Path:
+    """A smooth, asymmetric RGB image: resizing it keeps every pixel's neighbourhood recognisable."""
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([255 * x / width, 255 * y / height, 128 + 0 * x], axis=-1).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_init_file_is_loaded_at_the_content_size(capsys, pair, tmp_path, monkeypatch, expected_wh):
+    init = _gradient(tmp_path / "start.png", 30, 50)  # another aspect ratio than the content's
+    calls = []
+
+    def fake_stylize(content, styles, cfg, **kwargs):
+        calls.append((content, cfg, kwargs))
+        losses = {k: np.ones(1, np.float32) for k in ("total", "content", "style", "tv")}
+        return stylize_module.StyleResult(content, losses)
+
+    monkeypatch.setattr(stylize_module, "stylize", fake_stylize)
+    out = tmp_path / "out.png"
+    code, _, stderr = run(capsys, "stylize", *pair, "-o", out, "--size", SIZE, "--init", init, "--quiet")
+    assert code == 0, stderr
+    ((content, cfg, kwargs),) = calls
+    init_image = kwargs["init_image"]
+    assert init_image.shape == content.shape == (expected_wh[1], expected_wh[0], 3)
+    assert init_image.dtype == np.float32 and 0 <= init_image.min() and init_image.max() <= 1
+    np.testing.assert_array_equal(init_image, images.load_image(init, size=content.shape[:2]))
+    assert cfg.init == "content"
+
+
+def test_no_init_image_without_a_file(capsys, pair, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_stylize(content, styles, cfg, **kwargs):
+        calls.append(kwargs)
+        return stylize_module.StyleResult(content, {"total": np.ones(1, np.float32)})
+
+    monkeypatch.setattr(stylize_module, "stylize", fake_stylize)
+    code, _, stderr = run(capsys, "stylize", *pair, "-o", tmp_path / "o.png", "--size", SIZE, "--init", "noise")
+    assert code == 0, stderr
+    assert calls[0]["init_image"] is None
+
+
+def test_init_file_is_where_the_optimisation_starts(capsys, pair, tmp_path, expected_wh):
+    init = _gradient(tmp_path / "start.png", 64, 40)
+    out, snaps = tmp_path / "out.png", tmp_path / "snaps"
+    code, _, stderr = run(
+        capsys,
+        "stylize",
+        *pair,
+        "-o",
+        out,
+        "--size",
+        SIZE,
+        "--steps",
+        2,
+        "--init",
+        init,
+        "--quiet",
+        "--snapshot-every",
+        1,
+        "--snapshot-dir",
+        snaps,
+    )
+    assert code == 0, stderr
+    start = np.asarray(Image.open(snaps / "step_00000.png"))
+    expected = images.to_uint8(images.load_image(init, size=(expected_wh[1], expected_wh[0])))
+    np.testing.assert_array_equal(start, expected)
+
+
+# --- persistent compilation cache --------------------------------------------------------------
+
+
+def test_compilation_cache_dir_precedence(tmp_path):
+    home = Path.home()
+    assert cli.compilation_cache_dir({}) == home / ".cache" / "jnst" / "jax"
+    assert cli.compilation_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/jnst/jax")
+    env = {"XDG_CACHE_HOME": "/x", "JNST_CACHE_DIR": "/j"}
+    assert cli.compilation_cache_dir(env) == Path("/j")
+    assert cli.compilation_cache_dir({**env, "JAX_COMPILATION_CACHE_DIR": "/jax"}) == Path("/jax")
+    assert cli.compilation_cache_dir({"JNST_CACHE_DIR": "", "XDG_CACHE_HOME": ""}) == home / ".cache" / "jnst" / "jax"
+    assert cli.compilation_cache_dir({"JNST_CACHE_DIR": "~/c"}) == home / "c"
+
+
+def test_cache_folder_that_cannot_be_created_turns_the_cache_off(capsys, tmp_path):
+    blocker = _text(tmp_path / "file")
+    before = cache_settings()
+    try:
+        assert cli.enable_compilation_cache({"JNST_CACHE_DIR": str(blocker / "cache")}) is None
+        after = cache_settings()
+    finally:
+        restore_cache_settings(before)
+    assert after == {**before, "jax_enable_compilation_cache": False}
+    err = capsys.readouterr().err
+    assert err.startswith("jnst: warning: no compilation cache: cannot write ") and len(err.splitlines()) == 1
+
+
+def test_cache_folder_is_created(tmp_path):
+    before = cache_settings()
+    folder = tmp_path / "a" / "b"
+    try:
+        assert cli.enable_compilation_cache({"JNST_CACHE_DIR": str(folder)}) == folder
+        after = cache_settings()
+    finally:
+        restore_cache_settings(before)
+    assert folder.is_dir()
+    assert after["jax_compilation_cache_dir"] == str(folder)
+    assert after["jax_persistent_cache_min_compile_time_secs"] == 0
+    assert after["jax_persistent_cache_min_entry_size_bytes"] == -1
+
+
+def test_stylize_fills_the_compilation_cache(pair, tmp_path):
+    """In processes of their own: JAX sets up its cache once per process, at the first compilation."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "JNST_CACHE_DIR": str(tmp_path / "unused")}
+    for name in ("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):
+        env.pop(name, None)
+
+    def stylize_in_a_process(out: Path) -> tuple[list[str], np.ndarray]:
+        argv = [sys.executable, "-m", "jnst", "stylize", *map(str, pair), "-o", str(out), "--size", "48"]
+        proc = subprocess.run([*argv, "--steps", "2", "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return sorted(p.name for p in cache.iterdir()), np.asarray(Image.open(out))
+
+    first_entries, first_image = stylize_in_a_process(tmp_path / "first.png")
+    entries, image = stylize_in_a_process(tmp_path / "second.png")
+    # Every program is cached, however quickly it compiled (JAX's default keeps only those over 1 s:
+    # two here, the style targets and the chunk of optimiser steps).
+    assert len(first_entries) >= 10, first_entries
+    assert entries == first_entries  # the second run compiled nothing new
+    np.testing.assert_array_equal(first_image, image)  # and cached programs compute the same image
+    assert not (tmp_path / "unused").exists()  # JAX's own variable wins
 
 
 # --- real processes ----------------------------------------------------------------------------
