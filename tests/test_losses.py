@@ -106,3 +106,29 @@ def test_wasserstein_zero_for_own_statistics_with_finite_gradient(rng):
     value, grad = jax.value_and_grad(losses.wasserstein_loss)(f, mean, cov, losses.psd_sqrt(cov))
     assert float(value) == pytest.approx(0.0, abs=1e-3)
     assert np.all(np.isfinite(grad))
+
+
+def test_unit_grad_norm_gives_gradients_of_l1_norm_about_one_at_any_scale(rng):
+    d = rng.standard_normal((1, 6, 5, 8)).astype(np.float32)
+    target = rng.standard_normal((1, 6, 5, 8)).astype(np.float32)
+
+    def l1(scale: float) -> float:
+        x, t = jnp.asarray(scale * (target + d)), jnp.asarray(scale * target)
+        return float(jnp.sum(jnp.abs(jax.grad(lambda v: losses.squared_error(v, t, "unit_grad"))(x))))
+
+    assert 0.8 < l1(1.0) < 1.3
+    assert l1(1e-3) == pytest.approx(l1(1.0), rel=1e-3) and l1(1e3) == pytest.approx(l1(1.0), rel=1e-3)
+
+
+def test_target_norm_is_a_relative_error(rng):
+    x = jnp.asarray(rng.standard_normal((1, 4, 4, 3), np.float32))
+    target = jnp.asarray(rng.standard_normal((1, 4, 4, 3), np.float32))
+    a = losses.squared_error(x, target, "target")
+    b = losses.squared_error(10 * x, 10 * target, "target")
+    assert float(a) == pytest.approx(float(b), rel=1e-5)
+    assert float(losses.squared_error(x, target, "mean")) == pytest.approx(float(jnp.mean((x - target) ** 2)))
+
+
+def test_unknown_norm_is_refused():
+    with pytest.raises(ValueError, match="unknown norm 'l3'"):
+        losses.squared_error(jnp.zeros(2), jnp.ones(2), "l3")

@@ -103,7 +103,42 @@ def test_config_validates(changes, message):
 
 def test_chunk_is_unrolled_short_on_cpu_and_shorter_for_big_images():
     # XLA:CPU keeps image-sized buffers of every unrolled step alive: big images get fewer steps.
-    assert default_chunk_size("cpu", 384 * 512) == 10
-    assert default_chunk_size("cpu", 768 * 1024) == 5
+    assert default_chunk_size("cpu", 384 * 512) == 5
+    assert default_chunk_size("cpu", 1536 * 2048) == 1
     assert default_chunk_size("cpu", 4000 * 3000) == 1
     assert default_chunk_size("gpu", 768 * 1024) == 50
+
+
+def test_init_image_is_the_start(model, small_pair):
+    content, style = small_pair
+    start = np.full_like(content, 0.25)
+    result = stylize(content, style, FAST.replace(snapshot_every=3), init_image=start, model=model)
+    np.testing.assert_allclose(result.snapshots[0][1], start, atol=1e-6)
+    with pytest.raises(ValueError, match="init image must be the content's size"):
+        stylize(content, style, FAST, init_image=start[:-1], model=model)
+
+
+def test_coarse_to_fine_reports_its_passes(model, shared_images):
+    from jnst.images import load_image
+
+    content = load_image(shared_images / "tubingen.jpg", 96)
+    style = load_image(shared_images / "starry_night.jpg", 96)
+    cfg = StyleConfig(steps=12, scales=(48, 68), pass_ratio=2.0, chunk_size=2)
+    result = stylize(content, style, cfg, model=model)
+    assert result.pass_steps == (6, 4, 2) and result.losses["total"].shape == (12,)
+    assert result.image.shape == content.shape
+
+
+def test_seed_preset_is_the_seed_method():
+    from jnst import preset
+
+    seed = preset("seed")
+    assert (seed.steps, seed.snapshot_every, seed.optimizer, seed.learning_rate, seed.b1, seed.b2, seed.eps) == (
+        3001, 250, "adam", 0.02, 0.99, 0.999, 0.1
+    )
+    assert seed.content_layers == (("block5_conv4", 1.0),)
+    assert seed.style_layers == tuple((f"block{i}_conv1", 0.2) for i in range(1, 6))
+    assert (seed.content_weight, seed.beta, seed.tv_weight, seed.loss_norm, seed.padding) == (
+        1e4, 1e-2, 0.0, "mean", "zero"
+    )
+    assert (seed.init, seed.ema, seed.pyramid(512), seed.pooling) == ("content+noise", 0.0, (512,), "max")

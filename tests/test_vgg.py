@@ -89,3 +89,20 @@ def test_min_side_counts_pools_before_the_deepest_layer():
     assert vgg.min_side(["block1_pool"]) == 2
     assert vgg.min_side(["block2_conv1", "block1_conv1"]) == 2
     assert vgg.min_side(["block5_conv4"]) == 16
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+def test_border_padding_sees_no_frame_on_a_flat_image(model, padding):
+    # A flat image has no edges: with the border reflected or replicated the first layer's
+    # response is flat too, while zero padding (the mean colour after preprocessing) makes a frame.
+    flat = jnp.full((1, 12, 16, 3), 0.8)
+    out = vgg.features(model.graphdef, model.params, flat, ("block1_conv1",), padding)["block1_conv1"]
+    zero = vgg.features(model.graphdef, model.params, flat, ("block1_conv1",), "zero")["block1_conv1"]
+    np.testing.assert_allclose(out, jnp.broadcast_to(out[:, 6:7, 8:9], out.shape), rtol=1e-5, atol=1e-4)
+    assert float(jnp.abs(zero[:, 0] - zero[:, 6]).max()) > 1.0
+    np.testing.assert_allclose(out[:, 1:-1, 1:-1], zero[:, 1:-1, 1:-1], rtol=1e-5, atol=1e-4)
+
+
+def test_unknown_padding_is_refused(model):
+    with pytest.raises(ValueError, match="unknown padding 'wrap'"):
+        vgg.features(model.graphdef, model.params, jnp.zeros((1, 8, 8, 3)), ("block1_conv1",), "wrap")

@@ -1,0 +1,57 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnst import StyleConfig
+from jnst.loop import LoopState, moving_average, optimizer
+from jnst.schedule import next_pass, steps_per_pass
+
+
+@pytest.mark.parametrize("steps, passes, ratio, quantum", [(140, 3, 2.0, 5), (400, 5, 1.5, 5), (7, 3, 2.0, 5), (3, 3, 2.0, 5)])
+def test_steps_per_pass_sum_and_never_empty(steps, passes, ratio, quantum):
+    shares = steps_per_pass(steps, passes, ratio, quantum)
+    assert len(shares) == passes and sum(shares) == steps and min(shares) >= 1
+
+
+def test_steps_per_pass_favours_coarse_passes_in_whole_chunks():
+    assert steps_per_pass(140, 3, 2.0, 5) == [80, 40, 20]
+    assert steps_per_pass(90, 3, 1.0, 5) == [30, 30, 30]
+    assert all(s % 5 == 0 for s in steps_per_pass(400, 5, 1.5, 5))
+
+
+def test_moving_average_is_bias_corrected():
+    x0, x1, x2 = (jnp.full((2,), v) for v in (0.0, 1.0, 3.0))
+    a1 = moving_average(x0, x1, jnp.asarray(1), 0.9)
+    np.testing.assert_allclose(a1, x1, rtol=1e-6)  # the start image x0 has no weight
+    a2 = moving_average(a1, x2, jnp.asarray(2), 0.9)
+    np.testing.assert_allclose(a2, (0.1 * 0.9 * 1.0 + 0.1 * 3.0) / (1 - 0.81), rtol=1e-6)
+
+
+def _state_after_a_step(config: StyleConfig) -> LoopState:
+    image = jnp.full((1, 8, 12, 3), 0.5)
+    tx = optimizer(config)
+    state = LoopState.start(image, config)
+    grad = jnp.linspace(-1, 1, image.size).reshape(image.shape)
+    _, opt_state = tx.update(grad, state.opt_state, image)
+    return state._replace(opt_state=opt_state, average=image * 0.9)
+
+
+def test_next_pass_carries_adams_moments_resized():
+    config = StyleConfig(optimizer="adam")
+    state = _state_after_a_step(config)
+    new = next_pass(state, (16, 24), config)
+    adam = new.opt_state[0]
+    assert new.image.shape == (1, 16, 24, 3) and adam.mu.shape == (1, 16, 24, 3) and adam.nu.shape == (1, 16, 24, 3)
+    assert int(adam.count) == 1  # bias correction continues where it was
+    assert float(jnp.abs(adam.mu).max()) > 0 and float(adam.nu.min()) >= 0
+    np.testing.assert_allclose(new.image, 0.45, rtol=1e-6)  # starts from the averaged iterate
+    assert int(new.count) == 0
+
+
+def test_next_pass_restarts_lbfgs():
+    config = StyleConfig(optimizer="lbfgs")
+    new = next_pass(_state_after_a_step(config), (16, 24), config)
+    fresh = LoopState.start(new.image, config)
+    for a, b in zip(jax.tree.leaves(new.opt_state), jax.tree.leaves(fresh.opt_state), strict=True):
+        np.testing.assert_array_equal(a, b)
