@@ -40,8 +40,9 @@ def whole_chunks(steps: int) -> int:
 
 
 def stylize_config(optimizer: str, steps: int, dtype: str = "float32") -> StyleConfig:
-    """The default config with ``optimizer``, ``steps`` and ``compute_dtype``."""
-    return StyleConfig().replace(optimizer=optimizer, steps=steps, compute_dtype=dtype)
+    """The default objective at full size only (speed per step, no coarse passes) with
+    ``optimizer``, ``steps`` and ``compute_dtype``."""
+    return StyleConfig().replace(optimizer=optimizer, steps=steps, compute_dtype=dtype, scale_start=0)
 
 
 def env_info() -> dict[str, str]:

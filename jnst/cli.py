@@ -272,7 +272,8 @@ def enable_compilation_cache(environ: Mapping[str, str] = os.environ) -> Path | 
 
 def _stylize(args: argparse.Namespace) -> int:
     from jnst import plot
-    from jnst.stylize import Model, stylize
+    from jnst.stylize import stylize
+    from jnst.vgg import Model
     from jnst.weights import load
 
     cfg = _config(args)
@@ -316,7 +317,11 @@ def _stylize(args: argparse.Namespace) -> int:
         images.check_writable(snapshot_dir / "contact_sheet.png")
 
     def on_step(step: int, image) -> None:
-        if snapshot_dir is not None and step % cfg.snapshot_every == 0:
+        if snapshot_dir is None:
+            return
+        # latest.png follows every chunk: a first look within seconds, from the first coarse pass.
+        images.save_image(image, snapshot_dir / "latest.png")
+        if step % cfg.snapshot_every == 0:
             images.save_image(image, snapshot_dir / f"step_{step:05d}.png")
 
     progress = _Progress(cfg.steps, args.quiet, on_step)

@@ -153,11 +153,14 @@ def test_snapshots_and_contact_sheet(png_run, expected_wh):
     folder = out.with_name("out_snapshots")
     assert f"snapshots, contact sheet and loss curve in {folder}" in stdout
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["contact_sheet.png", "loss_curve.png", "step_00000.png", "step_00002.png", "step_00004.png"]
-    for name in names[2:]:
+    assert names == [
+        "contact_sheet.png", "latest.png", "loss_curve.png", "step_00000.png", "step_00002.png", "step_00004.png"
+    ]  # fmt: skip
+    for name in names[3:]:
         assert assert_valid_image(folder / name).size == expected_wh
-    # The last snapshot is the output image itself.
-    np.testing.assert_array_equal(np.asarray(Image.open(folder / "step_00004.png")), np.asarray(Image.open(out)))
+    # The last snapshot, and the image that follows every chunk, are the output image itself.
+    for name in ("step_00004.png", "latest.png"):
+        np.testing.assert_array_equal(np.asarray(Image.open(folder / name)), np.asarray(Image.open(out)))
     sheet = assert_valid_image(folder / "contact_sheet.png")
     assert sheet.width > 2 * expected_wh[0] and sheet.height > 2 * expected_wh[1]  # a 2x2 grid of 3 images
 

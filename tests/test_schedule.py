@@ -15,7 +15,7 @@ def test_steps_per_pass_sum_and_never_empty(steps, passes, ratio, quantum):
 
 
 def test_steps_per_pass_favours_coarse_passes_in_whole_chunks():
-    assert steps_per_pass(140, 3, 2.0, 5) == [80, 40, 20]
+    assert steps_per_pass(120, 3, 2.0, 5) == [70, 35, 15]
     assert steps_per_pass(90, 3, 1.0, 5) == [30, 30, 30]
     assert all(s % 5 == 0 for s in steps_per_pass(400, 5, 1.5, 5))
 
