@@ -5,6 +5,7 @@
         [--pastiche-steps 300] [--jnst-args "..."] [--extra-preset quality] [--json results.json]
   python benchmarks/quality.py --from-json results.json               # the tables again, nothing rerun
   python benchmarks/quality.py --from-json results.json --rescore     # rerun only the ruler and HF energy
+  python benchmarks/quality.py --from-json a.json b.json --rescore --json all.json   # merge runs, score
 
 For every size and content:style pair, alternating, each in a fresh process timed by wall clock
 from process start to the output file written:
@@ -17,7 +18,10 @@ from process start to the output file written:
 Outputs go to ``OUT/{size}/{content}__{style}__{system}.png``. After all timed runs,
 ``peer_ruler.py`` (pastiche's VGG19 in torch) scores every output once, and the
 high-frequency energy of outputs and references is measured here (:func:`hf_energy`).
-Markdown tables go to stdout, progress to stderr.
+Where one size is twice another, the ruler also measures each system's consistency across
+sizes: the content distance between its output at the small size and its output at the large
+size, BOX-resized down (the large output stands in for the content image). Markdown tables go to
+stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -182,8 +186,12 @@ def hf_energy(rgb: np.ndarray) -> float:
 
 
 def ruler(peer_python: str, runs: list[dict[str, object]]) -> dict[str, object]:
-    """Run ``peer_ruler.py`` once over every run's output; its answer (facts, and results in run order)."""
-    jobs = [{"output": r["output"], "content": r["content_path"], "style": r["style_path"]} for r in runs]
+    """Run ``peer_ruler.py`` once over every run's output (or ready-made jobs); its answer (facts,
+    and results in run order)."""
+    jobs = [
+        r if "wall_s" not in r else {"output": r["output"], "content": r["content_path"], "style": r["style_path"]}
+        for r in runs
+    ]
     proc = subprocess.run(
         [peer_python, str(RULER)], input=json.dumps(jobs), capture_output=True, text=True, check=False
     )
@@ -192,10 +200,26 @@ def ruler(peer_python: str, runs: list[dict[str, object]]) -> dict[str, object]:
     return json.loads(proc.stdout)
 
 
+def consistency_jobs(runs: list[dict[str, object]]) -> list[dict[str, object]]:
+    """One ruler job per system, pair and size that has an output at twice that size too: the
+    small output scored against the large one (which the ruler BOX-resizes to the small size)."""
+    done = {(r["system"], r["content"], r["style"], r["size"]): r for r in runs if "wall_s" in r}
+    jobs = []
+    for (system, content, style, size), small in done.items():
+        large = done.get((system, content, style, 2 * size))
+        if large is not None:
+            jobs.append({"output": small["output"], "content": large["output"], "style": small["style_path"],
+                         "system": system, "pair": f"{content} × {style}", "sizes": [size, 2 * size]})  # fmt: skip
+    return jobs
+
+
 def score(peer_python: str, runs: list[dict[str, object]]) -> dict[str, object]:
-    """Add the ruler's errors and the HF energies to each successful run (in place); the ruler's facts."""
+    """Add the ruler's errors and the HF energies to each successful run (in place); the ruler's facts,
+    with ``consistency``: the content distance between each system's outputs at a size and twice it."""
     done = [r for r in runs if "wall_s" in r]
-    answer = ruler(peer_python, done) if done else {"results": []}
+    answer = ruler(peer_python, done + consistency_jobs(runs)) if done else {"results": []}
+    answer["consistency"] = answer["results"][len(done) :]
+    answer["results"] = answer["results"][: len(done)]
     for run, result in zip(done, answer.pop("results"), strict=True):
         for key in ("hw", "style_hw", "content_error", "style_error", "style_errors", "error"):
             run.pop(f"ruler_{key}" if key == "error" else key, None)  # a rescore replaces every old score
@@ -376,11 +400,23 @@ NOTES = [
 ]
 
 
+def consistency_table(data: dict) -> str:
+    """Content distance between each system's outputs at a size and at twice it (lower: more alike)."""
+    rows = [
+        [c["pair"], c["system"], " vs ".join(map(str, c["sizes"])), num(c.get("content_error"))]
+        for c in data.get("peer", {}).get("consistency", [])
+    ]
+    return table(["pair", "system", "sizes (px)", "content distance (block4_relu2 MSE)"], rows) if rows else ""
+
+
 def render(data: dict) -> str:
-    """The markdown report: header, then per size the error table, the HF table and the summary."""
+    """The markdown report: header, then per size the error table, the HF table and the summary;
+    then consistency across sizes, where measured."""
     parts = [header(data)]
     for size in sorted({r["size"] for r in data["runs"]}):
         parts += [f"### {size} px (long side)", error_table(data, size), hf_table(data, size), summary(data, size)]
+    if consistency_table(data):
+        parts += ["### Across sizes: the small output against the large one, BOX-resized down", consistency_table(data)]
     failed = [r for r in data["runs"] if "wall_s" not in r or "ruler_error" in r]
     for r in failed:
         parts.append(f"- FAILED {r['size']} {r['content']}:{r['style']} {r['system']}: "
@@ -405,7 +441,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jnst-args", default="", help='extra `jnst stylize` arguments, e.g. "--steps 5"')
     parser.add_argument("--extra-preset", action="append", default=[], help="also run jnst --preset NAME")
     parser.add_argument("--json", type=Path, help="write everything (settings, machine, runs, scores) here")
-    parser.add_argument("--from-json", type=Path, help="print the tables of an earlier --json, run nothing")
+    parser.add_argument("--from-json", type=Path, nargs="+",
+                        help="print the tables of earlier --json files (their runs merged), run nothing")  # fmt: skip
     parser.add_argument("--rescore", action="store_true",
                         help="with --from-json: rerun the ruler and HF on its outputs; saved to --json, "
                              "else back into the --from-json file")  # fmt: skip
@@ -421,10 +458,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_json:
-        data = json.loads(args.from_json.read_text())
+        parts = [json.loads(path.read_text()) for path in args.from_json]
+        data = {**parts[0], "runs": [run for part in parts for run in part["runs"]]}
+        if len(parts) > 1:
+            data["settings"] = {**data["settings"], "sizes": sorted({r["size"] for r in data["runs"]})}
+            data["peer"] = {**data.get("peer", {}), "consistency": []}
         if args.rescore:
             data["peer"] = score(args.peer_python or data["settings"]["peer_python"], data["runs"])
-            (args.json or args.from_json).write_text(json.dumps(data, indent=1))
+            (args.json or args.from_json[0]).write_text(json.dumps(data, indent=1))
         print(render(data))
         return 0
     settings = {

@@ -110,7 +110,10 @@ def _add_stylize(sub) -> None:
     look.add_argument("--style-layers", nargs="+", metavar="LAYER[:W]", help="style layers and weights")
     look.add_argument("--pooling", choices=config_lib.POOLINGS, help="VGG19 pooling")
     look.add_argument(
-        "--padding", choices=config_lib.PADDINGS, help="first convolution's border: zero (as VGG19 was trained), ..."
+        "--padding", choices=config_lib.PADDINGS, help="first convolution's border (zero: as VGG19 was trained)"
+    )
+    look.add_argument(
+        "--loss-norm", choices=config_lib.NORMS, help="squared errors as means, or scaled to unit gradient or target"
     )
 
     opt = s.add_argument_group("optimisation")
@@ -118,11 +121,17 @@ def _add_stylize(sub) -> None:
     opt.add_argument("--optimizer", choices=config_lib.OPTIMIZERS, help="Adam or L-BFGS")
     opt.add_argument("--lr", type=_positive_float, metavar="RATE", help="learning rate (pixels in [0, 1])")
     opt.add_argument("--ema", type=_non_negative_float, metavar="DECAY", help="return a moving average of the iterates")
-    opt.add_argument("--scales", nargs="+", metavar="PX", help="coarse-to-fine long sides before --size, or 'auto'")
+    opt.add_argument(
+        "--scales", nargs="+", metavar="PX", help="coarse-to-fine long sides before --size, 'auto', or 'none'"
+    )
     opt.add_argument("--scale-start", type=_positive_int, metavar="PX", help="auto scales: first long side (128)")
     opt.add_argument(
         "--scale-factor", type=_positive_float, metavar="RATIO", help="auto scales: ratio between passes (1.414)"
     )
+    opt.add_argument(
+        "--pass-ratio", type=_positive_float, metavar="RATIO", help="steps of a pass / steps of the next finer one"
+    )
+    opt.add_argument("--max-step", type=_non_negative_float, metavar="PX", help="most a pixel moves a step (0: any)")
     opt.add_argument("--seed", type=int, metavar="N", help="seed for the noise init")
 
     out = s.add_argument_group("output")
@@ -175,10 +184,12 @@ def _scales(args: argparse.Namespace) -> dict:
         return {"scales": (), "scale_start": args.scale_start or 128, "scale_factor": args.scale_factor or 2**0.5}
     if args.scales is None:
         return {}
+    if args.scales == ["none"]:
+        return {"scales": (), "scale_start": 0}
     try:
         return {"scales": tuple(sorted(int(s) for s in args.scales))}
     except ValueError:
-        raise UsageError(f"--scales takes 'auto' or long sides in pixels, got {' '.join(args.scales)}") from None
+        raise UsageError(f"--scales takes 'auto', 'none' or long sides in pixels, got {' '.join(args.scales)}") from None
 
 
 def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
@@ -200,6 +211,9 @@ def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
         "seed": args.seed,
         "pooling": args.pooling,
         "padding": args.padding,
+        "loss_norm": args.loss_norm,
+        "pass_ratio": args.pass_ratio,
+        "max_step": args.max_step,
         "snapshot_every": args.snapshot_every,
     }
     flags.update(_scales(args))
@@ -403,7 +417,7 @@ def presets_table(width: int = 100) -> str:
     doc_w = max(30, width - name_w - diff_w - 4)
     lines = []
     for i, (name, diffs, doc) in enumerate(rows):
-        docs = textwrap.wrap(doc, doc_w)
+        docs = textwrap.wrap(doc, doc_w, break_on_hyphens=False)
         for j in range(max(len(diffs), len(docs))):
             cells = (name if j == 0 else "", diffs[j] if j < len(diffs) else "", docs[j] if j < len(docs) else "")
             lines.append(f"{cells[0]:<{name_w}}  {cells[1]:<{diff_w}}  {cells[2]}".rstrip())

@@ -419,7 +419,8 @@ def test_preset_differences():
     assert seed[0] == "steps=3001" and "optimizer=adam" in seed and "learning_rate=0.02" in seed
     assert "init=content+noise" in seed
     # Fields equal to the default's are left out.
-    assert not any(d.startswith(("content_layers=", "style_layers=", "pooling=")) for d in seed)
+    assert "content_layers=block5_conv4" in " ".join(seed)  # the seed's content layer differs
+    assert not any(d.startswith(("style_layers=", "pooling=")) for d in seed)
 
 
 def test_layers(capsys):
@@ -484,6 +485,7 @@ HELP_GROUPS = {
         "--style-layers",
         "--pooling",
         "--padding",
+        "--loss-norm",
     ],
     "optimisation": [
         "--steps",
@@ -493,6 +495,8 @@ HELP_GROUPS = {
         "--scales",
         "--scale-start",
         "--scale-factor",
+        "--pass-ratio",
+        "--max-step",
         "--seed",
     ],
     "output": ["-o", "--size", "--snapshot-every", "--snapshot-dir", "--quiet"],
@@ -554,6 +558,7 @@ def test_every_flag_reaches_the_config():
         *("--pooling", "avg", "--padding", "reflect", "--steps", "7", "--optimizer", "adam", "--lr", "0.1"),
         *("--ema", "0.5", "--scales", "256", "128", "--seed", "3", "--init", "noise", "--snapshot-every", "2"),
         *("--preset", "quality", "--size", "64", "--quiet", "--weights", "w.npz", "--snapshot-dir", "snaps"),
+        *("--loss-norm", "target", "--pass-ratio", "1.5", "--max-step", "0.1"),
     )
     expected = {
         "style_blend": (0.7, 0.3),
@@ -575,6 +580,9 @@ def test_every_flag_reaches_the_config():
         "init": "noise",
         "snapshot_every": 2,
         "scale_start": config_lib.preset("quality").scale_start,
+        "loss_norm": "target",
+        "pass_ratio": 1.5,
+        "max_step": 0.1,
     }
     assert {name: getattr(cfg, name) for name in expected} == expected
     assert args.more_styles == [Path("s2.png")] and args.style_scale == 0.5 and args.size == 64
@@ -582,6 +590,8 @@ def test_every_flag_reaches_the_config():
     assert cli._init_path(args) is None
     _, auto = parse_config("--scale-start", "100", "--scale-factor", "1.5")
     assert (auto.scales, auto.scale_start, auto.scale_factor) == ((), 100, 1.5)
+    _, single = parse_config("--scales", "none")
+    assert single.pyramid(512) == (512,)
 
 
 @pytest.mark.parametrize("mode", config_lib.INITS)
