@@ -2,26 +2,23 @@
 
 Every problem with the input gets one line on stderr and exit code 2, found before the long
 computation starts; Ctrl-C writes the image reached so far. ``stylize`` keeps JAX's compiled
-programs in a persistent cache (see :func:`compilation_cache_dir`), so that a rerun skips
-compilation.
+programs in a persistent cache (:mod:`jnst.compile_cache`), so that a rerun skips compilation.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
-import os
 import shutil
 import sys
 import textwrap
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from jnst import compile_cache, images
 from jnst import config as config_lib
-from jnst import images
 from jnst.vgg import LAYERS
 from jnst.weights import WeightsError
 
@@ -189,7 +186,9 @@ def _scales(args: argparse.Namespace) -> dict:
     try:
         return {"scales": tuple(sorted(int(s) for s in args.scales))}
     except ValueError:
-        raise UsageError(f"--scales takes 'auto', 'none' or long sides in pixels, got {' '.join(args.scales)}") from None
+        raise UsageError(
+            f"--scales takes 'auto', 'none' or long sides in pixels, got {' '.join(args.scales)}"
+        ) from None
 
 
 def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
@@ -248,42 +247,6 @@ def _init_path(args: argparse.Namespace) -> Path | None:
     return None if args.init is None or args.init in config_lib.INITS else Path(args.init)
 
 
-def compilation_cache_dir(environ: Mapping[str, str]) -> Path:
-    """Where the CLI keeps compiled programs: ``$JAX_COMPILATION_CACHE_DIR`` (JAX's own variable),
-    else ``$JNST_CACHE_DIR``, else ``$XDG_CACHE_HOME/jnst/jax``, else ``~/.cache/jnst/jax``."""
-    for name in ("JAX_COMPILATION_CACHE_DIR", "JNST_CACHE_DIR"):
-        if environ.get(name):
-            return Path(environ[name]).expanduser()
-    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "jnst" / "jax"
-
-
-def enable_compilation_cache(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """Turn on JAX's persistent compilation cache for every compiled program, so that a second
-    run with the same shapes and config skips compilation. Returns the folder; when it cannot be
-    created or written, says so on stderr and turns the cache off (JAX would warn at every
-    compilation) and returns None."""
-    import jax
-
-    folder = compilation_cache_dir(environ)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "permission denied")
-    except OSError as err:
-        print(f"jnst: warning: no compilation cache: cannot write {folder} ({err.strerror})", file=sys.stderr)
-        jax.config.update("jax_enable_compilation_cache", False)
-        return None
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    # Cache every chunk however quick its compilation (JAX's defaults skip those under 1 s),
-    # unless the user set these through JAX's own variables.
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    if "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES" not in environ:
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    return folder
-
-
 def _stylize(args: argparse.Namespace) -> int:
     from jnst import plot
     from jnst.stylize import stylize
@@ -310,7 +273,7 @@ def _stylize(args: argparse.Namespace) -> int:
         except images.ImageError as err:
             raise UsageError(f"--init {err} (give {', '.join(config_lib.INITS)} or an image file)") from None
     images.check_writable(args.output)
-    enable_compilation_cache()
+    compile_cache.enable()
     model = Model.create(load(args.weights), cfg.pooling)
     content = images.load_image(args.content, args.size)
     init_image = None if init_path is None else images.load_image(init_path, size=content.shape[:2])

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from jnst.losses import NORMS  # noqa: F401  (re-exported for the CLI's choices)
+from jnst.losses import NORMS
 from jnst.vgg import LAYERS, PADDINGS, check_layers
 
 INITS = ("content", "noise", "content+noise")

@@ -142,7 +142,8 @@ class VGG19(nnx.Module):
         Only the network up to the deepest requested layer is computed. ``padding`` is the first
         convolution's border: VGG19 was trained with zeros, which after mean subtraction read
         as a flat frame of the mean colour that the optimisation paints edge strokes against;
-        reflecting or replicating the border (crowsonkb/style-transfer-pytorch) does not. Deeper layers keep zero padding.
+        reflecting or replicating the border (crowsonkb/style-transfer-pytorch) does not. Deeper
+        layers keep zero padding.
         """
         if padding not in PADDINGS:
             raise ValueError(f"unknown padding {padding!r}; choose from {', '.join(PADDINGS)}")

@@ -25,7 +25,7 @@ import pytest
 from jax.experimental.compilation_cache import compilation_cache
 from PIL import Image
 
-from jnst import cli, images, plot
+from jnst import cli, compile_cache, images, plot
 from jnst import config as config_lib
 from jnst.vgg import LAYERS
 
@@ -683,20 +683,20 @@ def test_init_file_is_where_the_optimisation_starts(capsys, pair, tmp_path, expe
 
 def test_compilation_cache_dir_precedence(tmp_path):
     home = Path.home()
-    assert cli.compilation_cache_dir({}) == home / ".cache" / "jnst" / "jax"
-    assert cli.compilation_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/jnst/jax")
+    assert compile_cache.cache_dir({}) == home / ".cache" / "jnst" / "jax"
+    assert compile_cache.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/jnst/jax")
     env = {"XDG_CACHE_HOME": "/x", "JNST_CACHE_DIR": "/j"}
-    assert cli.compilation_cache_dir(env) == Path("/j")
-    assert cli.compilation_cache_dir({**env, "JAX_COMPILATION_CACHE_DIR": "/jax"}) == Path("/jax")
-    assert cli.compilation_cache_dir({"JNST_CACHE_DIR": "", "XDG_CACHE_HOME": ""}) == home / ".cache" / "jnst" / "jax"
-    assert cli.compilation_cache_dir({"JNST_CACHE_DIR": "~/c"}) == home / "c"
+    assert compile_cache.cache_dir(env) == Path("/j")
+    assert compile_cache.cache_dir({**env, "JAX_COMPILATION_CACHE_DIR": "/jax"}) == Path("/jax")
+    assert compile_cache.cache_dir({"JNST_CACHE_DIR": "", "XDG_CACHE_HOME": ""}) == home / ".cache" / "jnst" / "jax"
+    assert compile_cache.cache_dir({"JNST_CACHE_DIR": "~/c"}) == home / "c"
 
 
 def test_cache_folder_that_cannot_be_created_turns_the_cache_off(capsys, tmp_path):
     blocker = _text(tmp_path / "file")
     before = cache_settings()
     try:
-        assert cli.enable_compilation_cache({"JNST_CACHE_DIR": str(blocker / "cache")}) is None
+        assert compile_cache.enable({"JNST_CACHE_DIR": str(blocker / "cache")}) is None
         after = cache_settings()
     finally:
         restore_cache_settings(before)
@@ -709,7 +709,7 @@ def test_cache_folder_is_created(tmp_path):
     before = cache_settings()
     folder = tmp_path / "a" / "b"
     try:
-        assert cli.enable_compilation_cache({"JNST_CACHE_DIR": str(folder)}) == folder
+        assert compile_cache.enable({"JNST_CACHE_DIR": str(folder)}) == folder
         after = cache_settings()
     finally:
         restore_cache_settings(before)

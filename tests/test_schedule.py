@@ -8,7 +8,9 @@ from jnst.loop import LoopState, moving_average, optimizer
 from jnst.schedule import next_pass, steps_per_pass
 
 
-@pytest.mark.parametrize("steps, passes, ratio, quantum", [(140, 3, 2.0, 5), (400, 5, 1.5, 5), (7, 3, 2.0, 5), (3, 3, 2.0, 5)])
+@pytest.mark.parametrize(
+    "steps, passes, ratio, quantum", [(140, 3, 2.0, 5), (400, 5, 1.5, 5), (7, 3, 2.0, 5), (3, 3, 2.0, 5)]
+)
 def test_steps_per_pass_sum_and_never_empty(steps, passes, ratio, quantum):
     shares = steps_per_pass(steps, passes, ratio, quantum)
     assert len(shares) == passes and sum(shares) == steps and min(shares) >= 1
