@@ -23,6 +23,7 @@ import pytest
 from benchmarks._common import CONTENT, STYLE, chunk_size, env_info, stylize_config
 from jnst import stylize
 from jnst.loop import LoopState, run_chunk
+from jnst.objective import Weights
 from jnst.targets import compute_targets
 
 PEER_SCRIPT = Path(__file__).with_name("peer_pastiche.py")
@@ -98,7 +99,7 @@ def test_jnst_vs_pastiche(benchmark, model, pair, size, optimizer, steps, rounds
     jnst_times: list[float] = []
     peer_answers: list[dict] = []
 
-    compiled = config.compiled_part()
+    compiled, weights = config.compiled_part(), Weights.of(config)
     image, style_b = jax.numpy.asarray(content)[None], jax.numpy.asarray(style)[None]
     targets = compute_targets(model, image, [style_b], config)
     chunk = chunk_size(content.shape[:2])
@@ -109,7 +110,7 @@ def test_jnst_vs_pastiche(benchmark, model, pair, size, optimizer, steps, rounds
         start = time.perf_counter()
         for _ in range(steps // chunk):
             state, _ = run_chunk(
-                model.graphdef, model.params, targets, state, config=compiled, length=chunk, unroll=cpu
+                model.graphdef, model.params, targets, weights, state, config=compiled, length=chunk, unroll=cpu
             )
         jax.block_until_ready(state)
         jnst_times.append((time.perf_counter() - start) / steps)

@@ -17,15 +17,16 @@ import pytest
 
 from benchmarks._common import env_info, seconds
 from jnst.config import StyleConfig
-from jnst.objective import objective
+from jnst.objective import Weights, objective
 from jnst.targets import compute_targets
 from jnst.vgg import features
 
 CONFIG = StyleConfig().compiled_part()
+WEIGHTS = Weights.of(StyleConfig())
 MIN_ROUND_S = 0.2  # calls per round are repeated up to this, so fast calls are not timer noise
 
 forward = jax.jit(features, static_argnums=(0, 3))
-value_and_grad = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=(1, 4))
+value_and_grad = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=(1, 5))
 
 
 def _bench(benchmark, fn: Callable[[], object], rounds: int, kind: str, hw: tuple[int, int]) -> None:
@@ -57,7 +58,7 @@ def test_value_and_grad(benchmark, model, pair, rounds):
     targets = compute_targets(model, content, [style], CONFIG)
     _bench(
         benchmark,
-        lambda: jax.block_until_ready(value_and_grad(content, model.graphdef, model.params, targets, CONFIG)),
+        lambda: jax.block_until_ready(value_and_grad(content, model.graphdef, model.params, targets, WEIGHTS, CONFIG)),
         rounds,
         "value_and_grad",
         content.shape[1:3],

@@ -205,12 +205,18 @@ class StyleConfig:
     def compiled_part(self) -> StyleConfig:
         """This config with the fields that do not change the compiled step set to defaults.
 
-        Steps, seed, init and snapshots only steer the host loop, so runs that differ in them
-        share one compilation.
+        Steps, seed, init and snapshots only steer the host loop, and the weights are arguments of
+        the compiled step (:class:`jnst.objective.Weights`), so runs that differ in them share one
+        compilation.
         """
         return dataclasses.replace(
             self,
             steps=1,
+            content_layers=tuple((name, 1.0) for name, _ in self.content_layers),
+            style_layers=tuple((name, 1.0) for name, _ in self.style_layers),
+            content_weight=1.0,
+            style_weight=1.0,
+            tv_weight=1.0,
             seed=0,
             init="content",
             init_noise=0.0,

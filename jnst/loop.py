@@ -19,7 +19,7 @@ import optax
 from flax import nnx
 
 from jnst.config import StyleConfig
-from jnst.objective import objective
+from jnst.objective import Weights, objective
 from jnst.targets import Targets
 
 Array = jax.Array
@@ -85,18 +85,22 @@ def run_chunk(
     graphdef: nnx.GraphDef,
     params: nnx.State,
     targets: Targets,
+    weights: Weights,
     state: LoopState,
     *,
     config: StyleConfig,
     length: int,
     unroll: bool,
 ) -> tuple[LoopState, dict[str, Array]]:
-    """``length`` optimiser steps as one compiled program; returns the per-step loss terms."""
+    """``length`` optimiser steps as one compiled program; returns the per-step loss terms.
+
+    ``config`` is a :meth:`StyleConfig.compiled_part`; the weights come as ``weights``.
+    """
     tx = optimizer(config)
 
     def step(state: LoopState, _) -> tuple[LoopState, dict[str, Array]]:
         (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(
-            state.image, graphdef, params, targets, config
+            state.image, graphdef, params, targets, weights, config
         )
         updates, opt_state = tx.update(grad, state.opt_state, state.image)
         image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)

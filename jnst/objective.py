@@ -1,6 +1,8 @@
-"""The total loss of an image given its targets and config: the function the pixels minimise."""
+"""The total loss of an image given its targets, weights and config: the function the pixels minimise."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,27 +14,59 @@ from jnst.targets import Targets
 from jnst.vgg import features
 
 
+class Weights(NamedTuple):
+    """The objective's weights as arrays: alpha, beta, gamma and each layer's share.
+
+    They are arguments of the compiled step, not part of its static config, so runs that differ
+    only in weights share one compilation, and a sweep can map over them.
+    """
+
+    content: jax.Array
+    style: jax.Array
+    tv: jax.Array
+    content_layers: dict[str, jax.Array]
+    style_layers: dict[str, jax.Array]
+
+    @classmethod
+    def of(cls, config: StyleConfig) -> Weights:
+        """The weights that ``config`` names (its style weight resolved to the one in force)."""
+        f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        return cls(
+            f32(config.content_weight),
+            f32(config.beta),
+            f32(config.tv_weight),
+            {name: f32(w) for name, w in config.content_layers},
+            {name: f32(w) for name, w in config.style_layers},
+        )
+
+
 def objective(
-    image: jax.Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig
+    image: jax.Array,
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    targets: Targets,
+    weights: Weights,
+    config: StyleConfig,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Total loss of ``image`` (1, H, W, 3) and its weighted ``content``, ``style`` and ``tv`` terms."""
+    """Total loss of ``image`` (1, H, W, 3) and its weighted ``content``, ``style`` and ``tv`` terms.
+
+    ``config`` supplies what is compiled in (layers, normalisation, padding, dtype);
+    ``weights`` every weight.
+    """
     norm = config.loss_norm
     acts = features(graphdef, params, image.astype(config.compute_dtype), config.layers, config.padding)
-    content = sum(w * losses.content_loss(acts[n], targets.content[n], norm) for n, w in config.content_layers)
+    content = sum(w * losses.content_loss(acts[n], targets.content[n], norm) for n, w in weights.content_layers.items())
     if targets.gaussians:
-        style = sum(w * losses.wasserstein_loss(acts[n], *targets.gaussians[n]) for n, w in config.style_layers)
+        style = sum(w * losses.wasserstein_loss(acts[n], *targets.gaussians[n]) for n, w in weights.style_layers.items())
     elif targets.masks:
         style = sum(
             w * losses.guided_gram_loss(acts[n], targets.grams[n], targets.masks[n], norm)
-            for n, w in config.style_layers
+            for n, w in weights.style_layers.items()
         )
     else:
-        style = losses.style_loss(acts, targets.grams, dict(config.style_layers), norm)
+        style = losses.style_loss(acts, targets.grams, weights.style_layers, norm)
     tv = losses.total_variation_loss(image)
-    terms = {
-        "content": config.content_weight * jnp.asarray(content, jnp.float32),
-        "style": config.beta * jnp.asarray(style, jnp.float32),
-        "tv": config.tv_weight * tv,
-    }
-    total = losses.total_loss(content, style, tv, config.content_weight, config.beta, config.tv_weight)
+    content, style = jnp.asarray(content, jnp.float32), jnp.asarray(style, jnp.float32)
+    terms = {"content": weights.content * content, "style": weights.style * style, "tv": weights.tv * tv}
+    total = losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv)
     return total, terms

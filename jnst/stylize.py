@@ -19,6 +19,7 @@ from jnst import color
 from jnst.config import StyleConfig
 from jnst.images import fit_long_side
 from jnst.loop import LoopState, default_chunk_size, run_chunk, segments
+from jnst.objective import Weights
 from jnst.schedule import next_pass, resize, steps_per_pass
 from jnst.targets import compute_targets
 from jnst.vgg import Model, min_side
@@ -122,6 +123,7 @@ def stylize(
             )
     model = Model.create(pooling=config.pooling) if model is None else model
     compiled = config.compiled_part()
+    weights = Weights.of(config)
     backend = jax.default_backend()
     chunk = config.chunk_size or default_chunk_size(backend, full_hw[0] * full_hw[1])
     work_content, work_styles = _prepare_colors(content_b, styles_b, config.color)
@@ -162,7 +164,7 @@ def stylize(
                 snapshots.append((step, finish(state.average)))
                 continue
             state, terms = run_chunk(
-                model.graphdef, model.params, targets, state, config=compiled, length=length, unroll=backend == "cpu"
+                model.graphdef, model.params, targets, weights, state, config=compiled, length=length, unroll=backend == "cpu"
             )
             history.append(terms)
             step += length

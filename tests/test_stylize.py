@@ -46,6 +46,19 @@ def test_compiles_once_per_shape_and_config(model, small_pair, compile_counter):
     assert len(compile_counter) == first
 
 
+def test_weights_change_the_picture_not_the_compilation(model, small_pair, compile_counter):
+    """Weights are arguments of the compiled step: a new weight reuses the compiled chunk (a
+    sweep over weights compiles once) and still moves the result."""
+    content, style = small_pair
+    base = stylize(content, style, FAST, model=model)
+    first = len(compile_counter)
+    style_layers = tuple((name, 2.0 * w) for name, w in FAST.style_layers)
+    for changes in [{"content_weight": 5.0}, {"style_weight": 3.0}, {"tv_weight": 50.0}, {"style_layers": style_layers}]:
+        other = stylize(content, style, FAST.replace(**changes), model=model)
+        assert np.abs(other.image - base.image).max() > 1e-3, changes
+    assert len(compile_counter) == first
+
+
 def test_deterministic_for_a_seed(model, small_pair):
     content, style = small_pair
     cfg = FAST.replace(init="content+noise", seed=7)
