@@ -249,7 +249,7 @@ def _init_path(args: argparse.Namespace) -> Path | None:
 
 def _stylize(args: argparse.Namespace) -> int:
     from jnst import plot
-    from jnst.stylize import stylize
+    from jnst.stylize import pass_plan, stylize
     from jnst.vgg import Model
     from jnst.weights import load
 
@@ -301,7 +301,8 @@ def _stylize(args: argparse.Namespace) -> int:
         if step % cfg.snapshot_every == 0:
             images.save_image(image, snapshot_dir / f"step_{step:05d}.png")
 
-    progress = _Progress(cfg.steps, args.quiet, on_step)
+    _, pass_steps = pass_plan(content.shape[:2], [s.shape[:2] for s in styles], cfg)
+    progress = _Progress(sum(pass_steps), args.quiet, on_step)
     start = time.perf_counter()
     try:
         result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image)
@@ -323,7 +324,7 @@ def _stylize(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     h, w = result.image.shape[:2]
     print(
-        f"wrote {args.output} ({w}x{h}, {cfg.steps} steps in {seconds:.1f} s, "
+        f"wrote {args.output} ({w}x{h}, {sum(result.pass_steps)} steps in {seconds:.1f} s, "
         f"final loss {float(result.losses['total'][-1]):.4g})"
     )
     if snapshot_dir is not None:

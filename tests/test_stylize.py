@@ -102,7 +102,8 @@ def test_rejects_bad_shapes(model):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": -1}, "steps must be a positive integer"),
+        ({"pass_ratio": -1.0}, "pass_ratio must be positive"),
         ({"content_layers": (("block9_conv1", 1.0),)}, "unknown VGG19 layer"),
         ({"learning_rate": -1.0}, "learning_rate must be positive"),
         ({"init": "zeros"}, "init must be one of"),
