@@ -26,6 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--steps", type=int, default=10, help="timed optimiser steps per round (rounded up to whole chunks)"
     )
     group.addoption("--rounds", type=int, default=3, help="timed rounds per benchmark")
+    group.addoption("--batches", default="1,4,8", help="batch sizes for the batch suite, comma-separated")
     group.addoption(
         "--peer-python",
         default=os.environ.get("JNST_PEER_PYTHON"),
@@ -60,6 +61,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("optimizer", OPTIMIZERS, scope="session")
     if "dtype" in metafunc.fixturenames:
         metafunc.parametrize("dtype", _dtypes(), scope="session")
+    if "batch" in metafunc.fixturenames:
+        batches = [int(b) for b in metafunc.config.getoption("--batches").split(",") if b.strip()]
+        metafunc.parametrize("batch", batches, ids=lambda b: f"batch{b}", scope="session")
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -2,7 +2,7 @@
 
   python benchmarks/quality.py --peer-python .peer/bin/python [--sizes 256,512]
         [--pairs tubingen:starry_night,golden_gate:shipwreck,...] [--out out/quality]
-        [--pastiche-steps 300] [--jnst-args "..."] [--extra-preset quality] [--json results.json]
+        [--pastiche-steps 300] [--jnst-args "..."] [--extra-preset quality] [--no-pastiche] [--json results.json]
   python benchmarks/quality.py --from-json results.json               # the tables again, nothing rerun
   python benchmarks/quality.py --from-json results.json --rescore     # rerun only the ruler and HF energy
   python benchmarks/quality.py --from-json a.json b.json --rescore --json all.json   # merge runs, score
@@ -151,7 +151,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
     for size in args.sizes:
         for content_stem, style_stem in args.pairs:
             content, style = paths[content_stem], paths[style_stem]
-            systems: list[tuple[str, str | None]] = [(PASTICHE, None), (JNST, None)]
+            systems: list[tuple[str, str | None]] = [(PASTICHE, None)] * (not args.no_pastiche) + [(JNST, None)]
             systems += [(f"{JNST}-{preset}", preset) for preset in args.extra_preset]
             for system, preset in systems:
                 out = output_path(args.out, size, content_stem, style_stem, system)
@@ -440,6 +440,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pastiche-steps", type=int, default=300, help="pastiche --num-steps")
     parser.add_argument("--jnst-args", default="", help='extra `jnst stylize` arguments, e.g. "--steps 5"')
     parser.add_argument("--extra-preset", action="append", default=[], help="also run jnst --preset NAME")
+    parser.add_argument("--no-pastiche", action="store_true",
+                        help="rerun jnst only (merge with an earlier run's pastiche: --from-json OLD NEW)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write everything (settings, machine, runs, scores) here")
     parser.add_argument("--from-json", type=Path, nargs="+",
                         help="print the tables of earlier --json files (their runs merged), run nothing")  # fmt: skip

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_suites(args: argparse.Namespace, extra: list[str], out: Path) -> int:
     """``pytest benchmarks/ --benchmark-only --benchmark-json=out`` with the options passed through."""
     cmd = [sys.executable, "-m", "pytest", "benchmarks/", "--benchmark-only", f"--benchmark-json={out}"]
-    for name in ("sizes", "steps", "rounds", "peer_python", "peer_threads"):
+    for name in ("sizes", "steps", "rounds", "batches", "peer_python", "peer_threads"):
         value = getattr(args, name)
         if value is not None:
             cmd.append(f"--{name.replace('_', '-')}={value}")
@@ -92,17 +92,27 @@ def stylize_table(data: dict) -> str:
         rows.append(
             [info["optimizer"], info["dtype"], hw(info), str(info["steps"]), fmt(1 / per_step), fmt(per_step),
              fmt(info["compile_s"]), fmt(info["baseline_rss_mib"], 4), fmt(info["peak_rss_mib"], 4),
-             fmt(info["device_peak_mib"], 4), "n/a"]
+             fmt(info["device_peak_mib"], 4)]
         )  # fmt: skip
     head = ["optimizer", "dtype", "size (h×w)", "steps", "steps/s", "s/step", "compile s", "RSS before MiB",
-            "peak RSS MiB", "device peak MiB", "batch 4, 8"]  # fmt: skip
-    notes = [
-        "RSS before: peak RSS with JAX, model and images loaded, before the `stylize` call (fresh process).",
-        "batch 4, 8: n/a — `jnst.stylize` optimises one image (no batching).",
-    ]
+            "peak RSS MiB", "device peak MiB"]  # fmt: skip
+    notes = ["RSS before: peak RSS with JAX, model and images loaded, before the `stylize` call (fresh process)."]
     if not any(info["dtype"] == "bfloat16" for info, _ in rows_of(data, "stylize")):
         notes.append("bfloat16: measured on GPU/TPU only (XLA:CPU has no fast bfloat16 convolutions).")
     return table(head, rows) + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def batch_table(data: dict) -> str:
+    """Images per second (each ``steps`` L-BFGS steps) per batch size, and the gain over batch 1."""
+    rows, single = [], {}
+    for info, stats in sorted(rows_of(data, "batch"), key=lambda r: (r[0]["dtype"], area(r[0]), r[0]["batch"])):
+        rate = info["batch"] * info["steps"] / stats["median"]  # image-steps per second
+        single.setdefault((info["dtype"], hw(info)), rate if info["batch"] == 1 else None)
+        base = single[(info["dtype"], hw(info))]
+        rows.append([info["dtype"], hw(info), str(info["batch"]), fmt(rate / info["steps"] * 60), fmt(rate),
+                     f"{fmt(rate / base)}×" if base else "n/a"])  # fmt: skip
+    head = ["dtype", "size (h×w)", "batch", "images/min (at these steps)", "image-steps/s", "÷ batch 1"]
+    return table(head, rows) if rows else "(not run)"
 
 
 def spread(times: list[float]) -> str:
@@ -130,6 +140,7 @@ def render(data: dict) -> str:
             header(data),
             "### VGG19 forward and loss value-and-gradient (median)\n\n" + vgg_table(data),
             "### jnst.stylize (median of rounds; compile = first call − second call)\n\n" + stylize_table(data),
+            "### jnst.stylize_batch (L-BFGS, full size, median of rounds)\n\n" + batch_table(data),
             "### jnst vs pastiche (alternating rounds, median s/step)\n\n" + peer_table(data),
         ]
     )
@@ -140,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="long sides, comma-separated (default: the suites' 128,256,512,1024)")
     parser.add_argument("--steps", type=int, help="timed steps per round (default 10)")
     parser.add_argument("--rounds", type=int, help="timed rounds (default 3)")
+    parser.add_argument("--batches", help="batch sizes of the batch suite, comma-separated (default 1,4,8)")
     parser.add_argument("--peer-python", help="Python with torch + pastiche (default: $JNST_PEER_PYTHON)")
     parser.add_argument("--peer-threads", type=int, help="torch threads for the peer (default: torch's default)")
     parser.add_argument("--json", type=Path, help="keep pytest-benchmark's JSON here")

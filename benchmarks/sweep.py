@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> None:
                 images.save_image(result.image, out)
                 sides = config.pyramid(max(content.shape[:2]))[-len(result.pass_steps) :]
                 hws = [images.fit_long_side(content.shape[:2], s) for s in sides]
+                passes = [[list(hw), n] for hw, n in zip(hws, result.pass_steps, strict=True)]
                 record = {"output": str(out), "name": entry["name"], "size": size, "content": content_stem,
-                          "style": style_stem, "passes": [[list(hw), n] for hw, n in zip(hws, result.pass_steps)],
-                          "device_s": seconds}  # fmt: skip
+                          "style": style_stem, "passes": passes, "device_s": seconds}  # fmt: skip
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 print(f"{size} {content_stem}:{style_stem} {entry['name']}: {seconds:.1f} s", file=sys.stderr)
@@ -115,7 +115,9 @@ def score(args: argparse.Namespace) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": runs, "rows": rows}, indent=1))
     head = list(rows[0]) if rows else []
-    print(quality.table(head, [[quality.fmt(r[k]) if isinstance(r[k], float) else str(r[k]) for k in head] for r in rows]))
+    print(
+        quality.table(head, [[quality.fmt(r[k]) if isinstance(r[k], float) else str(r[k]) for k in head] for r in rows])
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

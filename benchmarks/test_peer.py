@@ -99,7 +99,7 @@ def test_jnst_vs_pastiche(benchmark, model, pair, size, optimizer, steps, rounds
     jnst_times: list[float] = []
     peer_answers: list[dict] = []
 
-    compiled, weights = config.compiled_part(), Weights.of(config, max(content.shape[:2]))
+    compiled, weights = config.compiled_part(), Weights.of(config)
     image, style_b = jax.numpy.asarray(content)[None], jax.numpy.asarray(style)[None]
     targets = compute_targets(model, image, [style_b], config)
     chunk = chunk_size(content.shape[:2])

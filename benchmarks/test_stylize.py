@@ -4,7 +4,8 @@ Each test first clears JAX's caches and times two one-chunk calls: the first com
 does not, so compile time ~ first - second (it includes the targets' and the chunk's compilation).
 The timed rounds then run ``--steps`` steps each through the public API, targets and host
 transfers included. Peak memory comes from a fresh subprocess per size (see ``_memory.py``).
-Batching is not benchmarked: ``jnst.stylize`` takes one image.
+The batch suite times ``jnst.stylize_batch`` on ``--batches`` copies of the photo: images per
+second beside the one-image rows.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from benchmarks._common import chunk_size, env_info, seconds, stylize_config
 from benchmarks._memory import measure_in_subprocess
-from jnst import stylize
+from jnst import stylize, stylize_batch
 
 
 @pytest.mark.benchmark(group="stylize")
@@ -41,4 +42,17 @@ def test_stylize(benchmark, model, pair, size, optimizer, dtype, steps, rounds):
         compile_s=max(0.0, first - second),
         **measure_in_subprocess(size, steps, optimizer, dtype),
         **env_info(),
+    )
+
+
+@pytest.mark.benchmark(group="batch")
+def test_stylize_batch(benchmark, model, pair, size, batch, dtype, steps, rounds):
+    """``batch`` photos optimised together (``vmap``), ``steps`` L-BFGS steps per round."""
+    content, style = pair
+    config = stylize_config("lbfgs", steps, dtype)
+    contents = [content] * batch
+    stylize_batch(contents, style, [config.replace(steps=chunk_size(content.shape[:2]))], model=model)  # compile
+    benchmark.pedantic(stylize_batch, args=(contents, style, [config]), kwargs={"model": model}, rounds=rounds)
+    benchmark.extra_info.update(
+        kind="batch", size=list(content.shape[:2]), dtype=dtype, batch=batch, steps=steps, **env_info()
     )

@@ -22,7 +22,7 @@ from jnst.targets import compute_targets
 from jnst.vgg import features
 
 CONFIG = StyleConfig().compiled_part()
-WEIGHTS = Weights.of(StyleConfig(), 256)
+WEIGHTS = Weights.of(StyleConfig())
 MIN_ROUND_S = 0.2  # calls per round are repeated up to this, so fast calls are not timer noise
 
 forward = jax.jit(features, static_argnums=(0, 3))

@@ -7,8 +7,8 @@ the VGG19 file format, convert the importers, cli the command line.
 """
 
 from jnst.config import PRESETS, StyleConfig, preset
-from jnst.stylize import StyleResult, stylize
+from jnst.stylize import StyleResult, stylize, stylize_batch
 from jnst.vgg import Model
 
-__all__ = ["PRESETS", "Model", "StyleConfig", "StyleResult", "preset", "stylize"]
+__all__ = ["PRESETS", "Model", "StyleConfig", "StyleResult", "preset", "stylize", "stylize_batch"]
 __version__ = "0.1.0"

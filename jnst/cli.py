@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from typing import NoReturn
 
 from jnst import compile_cache, images
 from jnst import config as config_lib
+from jnst.devices import SHARDS
 from jnst.vgg import LAYERS
 from jnst.weights import WeightsError
 
@@ -62,12 +64,35 @@ def _positive_float(text: str) -> float:
     return value
 
 
+# --sweep NAME: the StyleConfig field it sets.
+SWEEPABLE = {"content-weight": "content_weight", "style-weight": "style_weight", "tv-weight": "tv_weight"}
+
+
+def _sweep(text: str) -> tuple[str, tuple[float, ...]]:
+    """``"style-weight=0.1,1,10"`` -> ``("style-weight", (0.1, 1.0, 10.0))``."""
+    name, _, values = text.partition("=")
+    if name not in SWEEPABLE or not values:
+        raise argparse.ArgumentTypeError(f"expected {'|'.join(SWEEPABLE)}=V1,V2,..., got {text!r}")
+    return name, tuple(_non_negative_float(v) for v in values.split(","))
+
+
+class OutputFolder(type(Path())):
+    """``-o DIR/`` (a trailing slash; or an existing folder with ``--style``): one output per
+    content and value."""
+
+
+def _output(text: str) -> Path:
+    return OutputFolder(text) if text.endswith(("/", os.sep)) else Path(text)
+
+
 def _add_stylize(sub) -> None:
     """The ``stylize`` command, its flags grouped by purpose; unset flags keep the preset's value."""
     s = sub.add_parser(
         "stylize",
         help="paint CONTENT in the style of STYLE",
-        description="Paint CONTENT in the style of STYLE. Flags left out keep the --preset's values.",
+        description="Paint CONTENT in the style of STYLE. Flags left out keep the --preset's values. "
+        "With an output folder (-o DIR/), every positional file is a content image, painted in the "
+        "style of the --style images; photos of one size run together as a batch.",
     )
     inputs = s.add_argument_group("inputs")
     inputs.add_argument("content", type=Path, metavar="CONTENT", help="content photo")
@@ -94,6 +119,12 @@ def _add_stylize(sub) -> None:
     look.add_argument("--style-weight", type=_non_negative_float, metavar="WEIGHT", help="beta, style loss weight")
     look.add_argument("--tv-weight", type=_non_negative_float, metavar="WEIGHT", help="total-variation loss weight")
     look.add_argument("--style-blend", type=_non_negative_float, nargs="+", metavar="W", help="one weight per style")
+    look.add_argument(
+        "--sweep",
+        type=_sweep,
+        metavar="WEIGHT=V1,V2,...",
+        help=f"one image per value of a weight ({', '.join(SWEEPABLE)}), run as one batch, and a contact sheet",
+    )
     look.add_argument(
         "--style-scale",
         type=_positive_float,
@@ -130,9 +161,20 @@ def _add_stylize(sub) -> None:
     )
     opt.add_argument("--max-step", type=_non_negative_float, metavar="PX", help="most a pixel moves a step (0: any)")
     opt.add_argument("--seed", type=int, metavar="N", help="seed for the noise init")
+    opt.add_argument(
+        "--shard", choices=SHARDS, default="none", help="split a batch, or each image's height, over the devices"
+    )
+    opt.add_argument("--devices", type=_positive_int, metavar="N", help="devices to use with --shard (default: all)")
 
     out = s.add_argument_group("output")
-    out.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="output image (.png, .jpg, ...)")
+    out.add_argument(
+        "-o",
+        "--output",
+        type=_output,
+        required=True,
+        metavar="FILE|DIR/",
+        help="output image (.png, .jpg, ...) or folder/",
+    )
     out.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="output's long side (default 512)")
     out.add_argument("--snapshot-every", type=_positive_int, metavar="N", help="save the image every N steps")
     out.add_argument(
@@ -254,6 +296,10 @@ def _stylize(args: argparse.Namespace) -> int:
     from jnst.weights import load
 
     cfg = _config(args)
+    if args.more_styles and args.output.is_dir():
+        args.output = OutputFolder(args.output)
+    if isinstance(args.output, OutputFolder) or args.sweep:
+        return _stylize_many(args, cfg)
     style_paths = list(args.style) + list(args.more_styles)
     if not style_paths:
         raise UsageError("give at least one style image")
@@ -305,7 +351,8 @@ def _stylize(args: argparse.Namespace) -> int:
     progress = _Progress(sum(pass_steps), args.quiet, on_step)
     start = time.perf_counter()
     try:
-        result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image)
+        result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image,
+                         shard=args.shard, devices=args.devices)  # fmt: skip
     except KeyboardInterrupt:
         progress.bar.close()
         if progress.image is None:
@@ -329,6 +376,85 @@ def _stylize(args: argparse.Namespace) -> int:
     )
     if snapshot_dir is not None:
         print(f"snapshots, contact sheet and loss curve in {snapshot_dir}")
+    return 0
+
+
+def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
+    """Several contents (``-o DIR/``) and/or a ``--sweep``: photos of one size, times the sweep's
+    values, run as one batch (:func:`jnst.stylize.stylize_batch`); each image is written as its
+    batch finishes, and a sweep gets a labelled contact sheet per photo."""
+    from jnst.stylize import pass_plan, stylize_batch
+    from jnst.vgg import Model
+    from jnst.weights import load
+
+    folder = isinstance(args.output, OutputFolder)
+    contents = [args.content, *args.style] if folder else [args.content]
+    style_paths = list(args.more_styles) if folder else [*args.style, *args.more_styles]
+    if not style_paths:
+        raise UsageError("with an output folder every positional file is a content image: name styles with --style")
+    single_only = {"--masks": args.masks, "--mask-map": args.mask_map, "--snapshot-every": args.snapshot_every}
+    for flag, given in {**single_only, "--init FILE": _init_path(args)}.items():
+        if given:
+            raise UsageError(f"{flag} works with one content image and no --sweep")
+    stems = [p.stem for p in contents]
+    if len(set(stems)) != len(stems):
+        raise UsageError(f"content images need distinct names in one output folder: {' '.join(map(str, contents))}")
+    for path in [*contents, *style_paths]:
+        images.check_image(path)
+    name, values = args.sweep or (None, (None,))
+    suffix = ".png" if folder else args.output.suffix
+
+    def target(stem: str, value: float | None, what: str = "") -> Path:
+        """DIR/photo.png, DIR/photo_style-weight=0.1.png, DIR/photo_sweep.png; without a folder
+        (a sweep of one photo), OUT_style-weight=0.1.png and OUT_sweep.png beside -o OUT."""
+        label = what or ("" if value is None else f"{name}={value:g}")
+        if folder:
+            return args.output / (f"{stem}_{label}{suffix}" if label else f"{stem}{suffix}")
+        return args.output.with_name(f"{args.output.stem}_{label}{suffix}")
+
+    outputs = {(p, v): target(p.stem, v) for p in contents for v in values}
+    if folder:
+        try:
+            args.output.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"{args.output}: cannot create output folder ({err.strerror})") from None
+    for path in [*outputs.values(), *([target(s, None, "sweep") for s in stems] if name else [])]:
+        images.check_writable(path)
+    compile_cache.enable()
+    model = Model.create(load(args.weights), cfg.pooling)
+    loaded = {p: images.load_image(p, args.size) for p in contents}
+    groups: dict[tuple[int, int], list[Path]] = {}
+    for path, image in loaded.items():
+        groups.setdefault(image.shape[:2], []).append(path)
+    written = 0
+    for hw, paths in groups.items():
+        styles = [images.load_style(p, hw, args.style_scale) for p in style_paths]
+        items = [(p, v) for p in paths for v in values]
+        configs = [cfg if v is None else cfg.replace(**{SWEEPABLE[name]: v}) for _, v in items]
+        progress = _Progress(sum(pass_plan(hw, [s.shape[:2] for s in styles], cfg)[1]), args.quiet, lambda *_: None)
+        progress.bar.set_postfix_str(f"{len(items)} image{'s' * (len(items) > 1)} at {hw[1]}x{hw[0]}", refresh=False)
+
+        def on_chunk(step: int, terms: list, imgs: list, progress: _Progress = progress) -> None:
+            progress(step, terms[0], imgs[0])  # the bar shows the first item's loss
+
+        try:
+            results = stylize_batch([loaded[p] for p, _ in items], styles, configs, model=model, callback=on_chunk,
+                                    shard=args.shard, devices=args.devices)  # fmt: skip
+        except KeyboardInterrupt:
+            progress.bar.close()
+            print(f"jnst: interrupted; {written} of {len(outputs)} images written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        progress.bar.close()
+        for item, result in zip(items, results, strict=True):
+            images.save_image(result.image, outputs[item])
+            written += 1
+        if name:
+            for path in paths:
+                mine = [(v, r.image) for (p, v), r in zip(items, results, strict=True) if p == path]
+                sheet = images.contact_sheet([im for _, im in mine], [f"{name} {v:g}" for v, _ in mine], len(mine))
+                images.save_image(sheet, target(path.stem, None, "sweep"))
+    where = args.output if folder else args.output.parent
+    print(f"wrote {written} image{'s' * (written > 1)}{' and contact sheets' if name else ''} in {where}")
     return 0
 
 

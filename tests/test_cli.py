@@ -478,6 +478,7 @@ HELP_GROUPS = {
         "--style-weight",
         "--tv-weight",
         "--style-blend",
+        "--sweep",
         "--style-scale",
         "--color",
         "--style-loss",
@@ -498,6 +499,8 @@ HELP_GROUPS = {
         "--pass-ratio",
         "--max-step",
         "--seed",
+        "--shard",
+        "--devices",
     ],
     "output": ["-o", "--size", "--snapshot-every", "--snapshot-dir", "--quiet"],
 }
@@ -848,3 +851,53 @@ def test_two_styles_with_mask_map_colour_and_scales(capsys, pair, tmp_path, expe
     )
     assert code == 0, stderr
     assert assert_valid_image(out).size == expected_wh
+
+
+# --- batches and sweeps -----------------------------------------------------------------------
+
+
+def test_several_contents_to_a_folder_grouped_by_size(capsys, pair, tmp_path, shared_images):
+    """Two photos of one size run as one batch, a third of another size as its own; one output each."""
+    content, style = pair
+    flipped = tmp_path / "flipped.png"
+    Image.open(content).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)  # tubingen's size
+    other = shared_images / "chelsea.png"
+    out = tmp_path / "out"
+    code, stdout, stderr = run(capsys, "stylize", content, flipped, other, "--style", style, "-o", f"{out}/",
+                               "--size", SIZE, "--steps", STEPS, "--quiet")  # fmt: skip
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["chelsea.png", "flipped.png", "tubingen.png"]
+    assert "wrote 3 images" in stdout
+    a, b = (np.asarray(assert_valid_image(out / n)) for n in ("tubingen.png", "flipped.png"))
+    assert a.shape == b.shape and np.abs(a[:, ::-1].astype(int) - b).mean() < 40  # mirrored photos, like pictures
+
+
+def test_sweep_writes_one_image_per_value_and_a_contact_sheet(capsys, pair, tmp_path, expected_wh):
+    out = tmp_path / "cat.png"
+    code, stdout, stderr = run(capsys, "stylize", *pair, "-o", out, "--sweep", "style-weight=0.1,10",
+                               "--size", SIZE, "--steps", STEPS, "--quiet")  # fmt: skip
+    assert code == 0, stderr
+    low, high = (assert_valid_image(tmp_path / f"cat_style-weight={v}.png") for v in ("0.1", "10"))
+    assert low.size == high.size == expected_wh
+    assert np.abs(np.asarray(low, float) - np.asarray(high, float)).mean() > 1.0  # the weight shows
+    sheet = assert_valid_image(tmp_path / "cat_sweep.png")
+    assert sheet.width > 2 * expected_wh[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--sweep", "alpha=1,2"], "expected content-weight|style-weight|tv-weight=V1,V2"),
+        (["--sweep", "style-weight=1,x"], "expected a number"),
+        (["--snapshot-every", "2", "--sweep", "tv-weight=1,2"], "--snapshot-every works with one content"),
+    ],
+)
+def test_sweep_errors(capsys, pair, tmp_path, no_stylize, argv, fragment):
+    code, _, err = run(capsys, "stylize", *pair, "-o", tmp_path / "o.png", *argv)
+    assert_one_line_error(code, err, fragment)
+
+
+def test_folder_output_needs_named_styles(capsys, pair, tmp_path, no_stylize):
+    code, _, err = run(capsys, "stylize", *pair, "-o", f"{tmp_path}/")
+    assert_one_line_error(code, err, "name styles with --style")

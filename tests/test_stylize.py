@@ -53,7 +53,12 @@ def test_weights_change_the_picture_not_the_compilation(model, small_pair, compi
     base = stylize(content, style, FAST, model=model)
     first = len(compile_counter)
     style_layers = tuple((name, 2.0 * w) for name, w in FAST.style_layers)
-    for changes in [{"content_weight": 5.0}, {"style_weight": 3.0}, {"tv_weight": 50.0}, {"style_layers": style_layers}]:
+    for changes in [
+        {"content_weight": 5.0},
+        {"style_weight": 3.0},
+        {"tv_weight": 50.0},
+        {"style_layers": style_layers},
+    ]:
         other = stylize(content, style, FAST.replace(**changes), model=model)
         assert np.abs(other.image - base.image).max() > 1e-3, changes
     assert len(compile_counter) == first
@@ -148,11 +153,21 @@ def test_seed_preset_is_the_seed_method():
 
     seed = preset("seed")
     assert (seed.steps, seed.snapshot_every, seed.optimizer, seed.learning_rate, seed.b1, seed.b2, seed.eps) == (
-        3001, 250, "adam", 0.02, 0.99, 0.999, 0.1
+        3001,
+        250,
+        "adam",
+        0.02,
+        0.99,
+        0.999,
+        0.1,
     )
     assert seed.content_layers == (("block5_conv4", 1.0),)
     assert seed.style_layers == tuple((f"block{i}_conv1", 0.2) for i in range(1, 6))
     assert (seed.content_weight, seed.beta, seed.tv_weight, seed.loss_norm, seed.padding) == (
-        1e4, 1e-2, 0.0, "mean", "zero"
+        1e4,
+        1e-2,
+        0.0,
+        "mean",
+        "zero",
     )
     assert (seed.init, seed.ema, seed.pyramid(512), seed.pooling) == ("content+noise", 0.0, (512,), "max")
