@@ -100,8 +100,8 @@ def pass_plan(
     return sides, steps_per_pass(config.total_steps(len(sides)), len(sides), config.ratio(len(sides)), chunk)
 
 
-WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers")
-PER_ITEM_FIELDS = (*WEIGHT_FIELDS, "seed")
+# What the items of a batch may differ in: their weights (arguments of the compiled step) and seed.
+PER_ITEM_FIELDS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers", "seed")
 
 
 def stylize(

@@ -25,7 +25,7 @@ import pytest
 from jax.experimental.compilation_cache import compilation_cache
 from PIL import Image
 
-from jnst import cli, compile_cache, images, plot
+from jnst import cli, compile_cache, images, plot, presets
 from jnst import config as config_lib
 from jnst.vgg import LAYERS
 
@@ -414,8 +414,8 @@ def test_presets_table(capsys):
 
 
 def test_preset_differences():
-    assert cli.preset_differences("default") == []
-    seed = cli.preset_differences("seed")
+    assert presets.differences("default") == []
+    seed = presets.differences("seed")
     assert seed[0] == "steps=3001" and "optimizer=adam" in seed and "learning_rate=0.02" in seed
     assert "init=content+noise" in seed
     # Fields equal to the default's are left out.
