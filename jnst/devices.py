@@ -3,8 +3,10 @@
 ``shard="batch"`` splits a batch's items over the devices (each device optimises its share);
 ``shard="space"`` splits one image along its height, so a picture too big for one device runs
 on several: XLA partitions the convolutions with halo exchange and turns the Gram sums into
-all-reduces, so the result is the one-device result, with no seams. Only the placement of the
-inputs is chosen here; the compiled chunk follows it (``jax.jit`` propagates shardings).
+all-reduces, so the result is the one-device result, with no seams. The placement of the
+inputs is chosen here and the compiled chunk follows it (``jax.jit`` propagates shardings);
+for ``"space"`` the chunk also splits the image it feeds VGG19 (:func:`height_split`), since an
+input whose height does not divide evenly stays whole.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def check_split(shard: str, mesh: Mesh, batch: int, height: int) -> None:
         raise ValueError(f"a batch of {batch} does not split over {n} devices (--shard batch needs a multiple)")
     if shard == "space" and height < 16 * n:
         raise ValueError(f"an image (or coarse pass) {height} px high is too low to split over {n} devices")
+
+
+def height_split(mesh: Mesh) -> NamedSharding:
+    """An image (1, H, W, C) split along its height over ``mesh``; imposed inside the compiled
+    step (:func:`jnst.loop.run_chunk`), where XLA pads a height that does not divide evenly."""
+    return NamedSharding(mesh, PartitionSpec(None, AXIS))
 
 
 def place(tree, mesh: Mesh, shard: str):

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import Sharding
 
 from jnst.config import StyleConfig
 from jnst.lbfgs import scale_by_guarded_lbfgs
@@ -82,7 +83,7 @@ def moving_average(average: Array, image: Array, count: Array, decay: float) -> 
     return average + rate * (image - average)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "config", "length", "unroll", "batched"))
+@functools.partial(jax.jit, static_argnames=("graphdef", "config", "length", "unroll", "batched", "split"))
 def run_chunk(
     graphdef: nnx.GraphDef,
     params: nnx.State,
@@ -94,18 +95,23 @@ def run_chunk(
     length: int,
     unroll: bool,
     batched: bool = False,
+    split: Sharding | None = None,
 ) -> tuple[LoopState, dict[str, Array]]:
     """``length`` optimiser steps as one compiled program; returns the per-step loss terms.
 
     ``config`` is a :meth:`StyleConfig.compiled_part`; the weights come as ``weights``. With
     ``batched``, ``targets``, ``weights`` and ``state`` carry a leading batch axis and the chunk
     is mapped over it (``vmap``): one program for a batch of images or a sweep of weights.
+    ``split`` (space sharding, :func:`jnst.devices.height_split`) is imposed on the image before
+    VGG19, so every layer's activations are split across the devices even where the height does
+    not divide evenly and the inputs stay whole.
     """
     tx = optimizer(config)
 
     def step(state: LoopState, targets: Targets, weights: Weights) -> tuple[LoopState, dict[str, Array]]:
+        image = state.image if split is None else jax.lax.with_sharding_constraint(state.image, split)
         (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(
-            state.image, graphdef, params, targets, weights, config
+            image, graphdef, params, targets, weights, config
         )
         updates, opt_state = tx.update(grad, state.opt_state, state.image)
         image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)

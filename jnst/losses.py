@@ -28,19 +28,24 @@ _EPS = 1e-8
 
 
 @jax.custom_vjp
-def _gram_sum(flat: jax.Array) -> jax.Array:
-    """``F^T F`` per batch item for (N, P, C) features, in float32."""
-    return jnp.einsum("npc,npd->ncd", flat, flat, preferred_element_type=jnp.float32)
+def _gram_sum(features: jax.Array) -> jax.Array:
+    """``F^T F`` per batch item for (N, H, W, C) features, in float32.
+
+    Contracted over height and width directly, without flattening them into one axis: a
+    reshape of a height-split array (space sharding) whose height does not divide over the
+    devices makes XLA gather the whole feature map on every device.
+    """
+    return jnp.einsum("nhwc,nhwd->ncd", features, features, preferred_element_type=jnp.float32)
 
 
-def _gram_sum_fwd(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return _gram_sum(flat), flat
+def _gram_sum_fwd(features: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return _gram_sum(features), features
 
 
-def _gram_sum_bwd(flat: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+def _gram_sum_bwd(features: jax.Array, g: jax.Array) -> tuple[jax.Array]:
     # d(F^T F) = F (g + g^T): one matmul, where autodiff of the einsum would do two.
-    sym = (g + jnp.swapaxes(g, 1, 2)).astype(flat.dtype)
-    return (jnp.einsum("npc,ncd->npd", flat, sym),)
+    sym = (g + jnp.swapaxes(g, 1, 2)).astype(features.dtype)
+    return (jnp.einsum("nhwc,ncd->nhwd", features, sym),)
 
 
 _gram_sum.defvjp(_gram_sum_fwd, _gram_sum_bwd)
@@ -52,8 +57,8 @@ def gram(features: jax.Array) -> jax.Array:
     Dividing by the number of positions makes style statistics comparable across sizes, so a
     style image need not match the content image's size.
     """
-    n, h, w, c = features.shape
-    return _gram_sum(features.reshape(n, h * w, c)) / (h * w)
+    _, h, w, _ = features.shape
+    return _gram_sum(features) / (h * w)
 
 
 def squared_error(x: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Array:
@@ -88,10 +93,10 @@ def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Ar
     region alone, and its loss is weighted by the region's share ``sum_p m_r(p)^2 / (H W)``, so a
     region's mask value sets its style strength.
     """
-    _, h, w, c = features.shape
-    m = masks.reshape(-1, h * w, 1)
-    weighted = m * features.reshape(1, h * w, c)
-    mass = jnp.sum(jnp.square(m), axis=(1, 2))
+    _, h, w, _ = features.shape
+    m = masks[..., None]
+    weighted = m * features
+    mass = jnp.sum(jnp.square(m), axis=(1, 2, 3))
     grams = _gram_sum(weighted) / jnp.maximum(mass, 1e-8)[:, None, None]
     per_region = jax.vmap(lambda g, t: squared_error(g, t, norm))(grams, target_grams)
     return jnp.sum(mass / (h * w) * per_region)

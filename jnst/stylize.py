@@ -17,7 +17,7 @@ import numpy as np
 
 from jnst import color
 from jnst.config import StyleConfig
-from jnst.devices import check_split, make_mesh, place
+from jnst.devices import check_split, height_split, make_mesh, place
 from jnst.images import fit_long_side
 from jnst.loop import LoopState, default_chunk_size, run_chunk, segments
 from jnst.objective import Weights
@@ -212,6 +212,7 @@ def stylize_batch(
     mesh = None if shard == "none" else make_mesh(devices)
     if mesh is not None:
         check_split(shard, mesh, n, fit_long_side(full_hw, sides[0])[0])
+    split = height_split(mesh) if shard == "space" else None
     history: list[dict[str, Array]] = []
     snapshots: list[tuple[int, list[np.ndarray]]] = []
     step, state = 0, None
@@ -243,7 +244,7 @@ def stylize_batch(
                 continue
             state, terms = run_chunk(
                 model.graphdef, model.params, targets, weights, state,
-                config=compiled, length=length, unroll=backend == "cpu", batched=n > 1,
+                config=compiled, length=length, unroll=backend == "cpu", batched=n > 1, split=split,
             )  # fmt: skip
             history.append(terms)
             step += length
