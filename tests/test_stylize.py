@@ -128,6 +128,30 @@ def test_chunk_is_unrolled_short_on_cpu_and_shorter_for_big_images():
     assert default_chunk_size("gpu", 768 * 1024) == 50
 
 
+def test_accelerator_path_runs_on_cpu(model, small_pair, monkeypatch):
+    # What a GPU or TPU runs (one rolled 50-step chunk; bfloat16 activations when asked), forced
+    # on the CPU so that a GPU user is not the first to execute it.
+    content, style = small_pair
+    config = StyleConfig(steps=50, scale_start=0)
+    chunks: dict[str, list[int]] = {}
+
+    def run(name: str, cfg: StyleConfig):
+        return stylize(content, style, cfg, model=model, callback=lambda step, *_: chunks.setdefault(name, []).append(step))
+
+    cpu = run("cpu", config)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    rolled, bf16 = run("rolled", config), run("bf16", config.replace(compute_dtype="bfloat16"))
+    assert chunks == {"cpu": list(range(5, 51, 5)), "rolled": [50], "bf16": [50]}
+    # The rolled loop computes the same steps (the same losses until rounding, which 50 L-BFGS
+    # steps amplify, sets the paths apart); bfloat16 rounds the activations: equally good pictures.
+    np.testing.assert_allclose(rolled.losses["total"][:10], cpu.losses["total"][:10], rtol=1e-3)
+    final = lambda r: r.losses["total"][-1]  # noqa: E731
+    for other in (rolled, bf16):
+        assert final(other) < 0.5 * other.losses["total"][0]
+        assert abs(final(other) - final(cpu)) < 0.05 * final(cpu)
+        assert np.abs(other.image - cpu.image).mean() < 0.1
+
+
 def test_init_image_is_the_start(model, small_pair):
     content, style = small_pair
     start = np.full_like(content, 0.25)
