@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from jnst import compile_cache, images, presets
+from jnst import compile_cache, devices, images, presets
 from jnst import config as config_lib
 from jnst.devices import SHARDS
 from jnst.vgg import LAYERS
@@ -159,10 +159,20 @@ def _add_stylize(sub) -> None:
     )
     opt.add_argument("--max-step", type=_non_negative_float, metavar="PX", help="most a pixel moves a step (0: any)")
     opt.add_argument("--seed", type=int, metavar="N", help="seed for the noise init")
-    opt.add_argument(
+
+    dev = s.add_argument_group("devices and hosts")
+    dev.add_argument(
         "--shard", choices=SHARDS, default="none", help="split a batch, or each image's height, over the devices"
     )
-    opt.add_argument("--devices", type=_positive_int, metavar="N", help="devices to use with --shard (default: all)")
+    dev.add_argument("--devices", type=_positive_int, metavar="N", help="devices to use with --shard (default: all)")
+    dev.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-host run: every host runs the same command (cluster detected, or the flags below)",
+    )
+    dev.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (JAX_COORDINATOR_ADDRESS)")
+    dev.add_argument("--num-processes", type=_positive_int, metavar="N", help="processes in all (JAX_NUM_PROCESSES)")
+    dev.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (JAX_PROCESS_ID)")
 
     out = s.add_argument_group("output")
     out.add_argument(
@@ -287,12 +297,29 @@ def _init_path(args: argparse.Namespace) -> Path | None:
     return None if args.init is None or args.init in config_lib.INITS else Path(args.init)
 
 
+def _join_cluster(args: argparse.Namespace) -> None:
+    """With ``--distributed`` or one of its flags, join the multi-host run (before anything else
+    uses JAX); every process then runs the same steps, and only process 0 writes and reports."""
+    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
+        devices.join_cluster(args.coordinator, args.num_processes, args.process_id)
+        args.quiet |= not _writes()
+
+
+def _writes() -> bool:
+    """Whether this process writes the outputs: always, except on the hosts after the first of
+    a multi-host run (all of them hold the same result)."""
+    import jax
+
+    return jax.process_index() == 0
+
+
 def _stylize(args: argparse.Namespace) -> int:
     from jnst import plot
     from jnst.stylize import pass_plan, stylize
     from jnst.vgg import Model
     from jnst.weights import load
 
+    _join_cluster(args)
     cfg = _config(args)
     if args.more_styles and args.output.is_dir():
         args.output = OutputFolder(args.output)
@@ -338,7 +365,7 @@ def _stylize(args: argparse.Namespace) -> int:
         images.check_writable(snapshot_dir / "contact_sheet.png")
 
     def on_step(step: int, image) -> None:
-        if snapshot_dir is None:
+        if snapshot_dir is None or not _writes():
             return
         # latest.png follows every chunk: a first look within seconds, from the first coarse pass.
         images.save_image(image, snapshot_dir / "latest.png")
@@ -360,6 +387,8 @@ def _stylize(args: argparse.Namespace) -> int:
             print(f"jnst: interrupted at step {progress.step}; wrote {args.output}", file=sys.stderr)
         return EXIT_INTERRUPTED
     progress.bar.close()
+    if not _writes():
+        return 0
     images.save_image(result.image, args.output)
     if snapshot_dir is not None:
         images.save_image(result.snapshots[0][1], snapshot_dir / "step_00000.png")
@@ -443,6 +472,8 @@ def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
             print(f"jnst: interrupted; {written} of {len(outputs)} images written", file=sys.stderr)
             return EXIT_INTERRUPTED
         progress.bar.close()
+        if not _writes():
+            continue
         for item, result in zip(items, results, strict=True):
             images.save_image(result.image, outputs[item])
             written += 1
@@ -452,7 +483,8 @@ def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
                 sheet = images.contact_sheet([im for _, im in mine], [f"{name} {v:g}" for v, _ in mine], len(mine))
                 images.save_image(sheet, target(path.stem, None, "sweep"))
     where = args.output if folder else args.output.parent
-    print(f"wrote {written} image{'s' * (written > 1)}{' and contact sheets' if name else ''} in {where}")
+    if _writes():
+        print(f"wrote {written} image{'s' * (written > 1)}{' and contact sheets' if name else ''} in {where}")
     return 0
 
 

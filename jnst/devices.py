@@ -11,12 +11,30 @@ input whose height does not divide evenly stays whole.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 SHARDS = ("none", "batch", "space")
 AXIS = "devices"
+
+
+def join_cluster(coordinator: str | None = None, processes: int | None = None, process_id: int | None = None) -> None:
+    """Join a multi-host run (``jax.distributed.initialize``), before anything else uses JAX.
+
+    Arguments left None come from ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID``, else from the cluster's own environment (SLURM, Open MPI, a TPU pod
+    slice), as JAX detects it. Afterwards ``jax.devices()`` lists every process's devices, so
+    :func:`make_mesh` spans the hosts. CPU hosts exchange data over gloo.
+    """
+    env = lambda name: int(os.environ[name]) if name in os.environ else None  # noqa: E731
+    processes = env("JAX_NUM_PROCESSES") if processes is None else processes
+    process_id = env("JAX_PROCESS_ID") if process_id is None else process_id
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, processes, process_id)
 
 
 def make_mesh(count: int | None = None) -> Mesh:
@@ -60,3 +78,15 @@ def place(tree, mesh: Mesh, shard: str):
         return PartitionSpec(*([None] * axis), AXIS)
 
     return jax.tree.map(lambda leaf: jax.device_put(leaf, NamedSharding(mesh, spec(leaf))), tree)
+
+
+def to_host(tree):
+    """``tree``'s arrays as whole NumPy arrays on this host; an array that spans other processes'
+    devices (a multi-host run) is all-gathered, so every process must call this at the same point."""
+
+    def fetch(leaf) -> np.ndarray:
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return np.asarray(leaf)
+
+    return jax.tree.map(fetch, tree)

@@ -17,7 +17,7 @@ import numpy as np
 
 from jnst import color
 from jnst.config import StyleConfig
-from jnst.devices import check_split, height_split, make_mesh, place
+from jnst.devices import check_split, height_split, make_mesh, place, to_host
 from jnst.images import fit_long_side
 from jnst.loop import LoopState, default_chunk_size, run_chunk, segments
 from jnst.objective import Weights
@@ -201,7 +201,7 @@ def stylize_batch(
     def finish(state: LoopState) -> list[np.ndarray]:
         """Each item's image as the user sees it: full size, colours restored."""
         outs = []
-        for i, image in enumerate(_unstack(state.average, n)):
+        for i, image in enumerate(_unstack(to_host(state.average), n)):
             out = np.asarray(resize(image, full_hw)[0])
             if config.color == "luminance":
                 out = color.restore_chroma(out, np.asarray(contents_b[i][0]))
@@ -249,9 +249,9 @@ def stylize_batch(
             history.append(terms)
             step += length
             if callback is not None:
-                terms_np = [{k: np.asarray(v) for k, v in t.items()} for t in _unstack(terms, n)]
+                terms_np = _unstack(to_host(terms), n)
                 callback(step, terms_np, finish(state))
-    per_item_terms = [_unstack(h, n) for h in history]
+    per_item_terms = [_unstack(h, n) for h in to_host(history)]
     finals = finish(state)
     results = []
     for i in range(n):

@@ -499,9 +499,8 @@ HELP_GROUPS = {
         "--pass-ratio",
         "--max-step",
         "--seed",
-        "--shard",
-        "--devices",
     ],
+    "devices and hosts": ["--shard", "--devices", "--distributed", "--coordinator", "--num-processes", "--process-id"],
     "output": ["-o", "--size", "--snapshot-every", "--snapshot-dir", "--quiet"],
 }
 

@@ -4,11 +4,14 @@ must be set before JAX starts), compared with the plain run in the same process.
 import importlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from jnst import StyleConfig
 from jnst.devices import check_split, make_mesh
@@ -139,3 +142,42 @@ def test_space_sharding_divides_memory_of_a_1024px_step():
     found = json.loads(proc.stdout.splitlines()[-1])
     # 4 devices: each holds a quarter of every activation; VGG19's weights stay whole on each.
     assert found["four"] <= 0.4 * found["one"], found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_on_localhost_give_the_one_process_result(shared_images, tmp_path):
+    # Two hosts of two CPU devices each (gloo between them) form one 4-device mesh: the picture
+    # is the one a single process with 4 devices makes, and only process 0 writes it.
+    def command(out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "jnst", "stylize", str(shared_images / "tubingen.jpg"),
+                str(shared_images / "starry_night.jpg"), "-o", str(out), "--size", "96", "--steps", "6",
+                "--optimizer", "adam", "--scales", "none", "--shard", "space", "--quiet", *extra]  # fmt: skip
+
+    def env(devices: int) -> dict[str, str]:
+        return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+
+    one = subprocess.run(command(tmp_path / "one.png"), env=env(4), cwd=ROOT, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-3000:]
+    cluster = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id"]
+    procs = [
+        subprocess.Popen(
+            command(tmp_path / f"two_{i}.png", *cluster, str(i)),
+            env=env(2),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    assert not (tmp_path / "two_1.png").exists()
+    two, ref = (np.asarray(Image.open(tmp_path / name), np.int16) for name in ("two_0.png", "one.png"))
+    assert np.abs(two - ref).max() <= 1

@@ -136,7 +136,8 @@ def test_accelerator_path_runs_on_cpu(model, small_pair, monkeypatch):
     chunks: dict[str, list[int]] = {}
 
     def run(name: str, cfg: StyleConfig):
-        return stylize(content, style, cfg, model=model, callback=lambda step, *_: chunks.setdefault(name, []).append(step))
+        record = lambda step, *_: chunks.setdefault(name, []).append(step)  # noqa: E731
+        return stylize(content, style, cfg, model=model, callback=record)
 
     cpu = run("cpu", config)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
