@@ -166,6 +166,9 @@ def _add_stylize(sub) -> None:
     )
     dev.add_argument("--devices", type=_positive_int, metavar="N", help="devices to use with --shard (default: all)")
     dev.add_argument(
+        "--dtype", choices=config_lib.DTYPES, help="VGG19's activations: bfloat16 is faster on GPUs and TPUs only"
+    )
+    dev.add_argument(
         "--distributed",
         action="store_true",
         help="join a multi-host run: every host runs the same command (cluster detected, or the flags below)",
@@ -264,6 +267,7 @@ def _config(args: argparse.Namespace) -> config_lib.StyleConfig:
         "pass_ratio": args.pass_ratio,
         "max_step": args.max_step,
         "snapshot_every": args.snapshot_every,
+        "compute_dtype": args.dtype,
     }
     flags.update(_scales(args))
     return config_lib.preset(args.preset).replace(**{k: v for k, v in flags.items() if v is not None})

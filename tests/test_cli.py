@@ -500,7 +500,15 @@ HELP_GROUPS = {
         "--max-step",
         "--seed",
     ],
-    "devices and hosts": ["--shard", "--devices", "--distributed", "--coordinator", "--num-processes", "--process-id"],
+    "devices and hosts": [
+        "--shard",
+        "--devices",
+        "--dtype",
+        "--distributed",
+        "--coordinator",
+        "--num-processes",
+        "--process-id",
+    ],
     "output": ["-o", "--size", "--snapshot-every", "--snapshot-dir", "--quiet"],
 }
 
@@ -560,7 +568,7 @@ def test_every_flag_reaches_the_config():
         *("--pooling", "avg", "--padding", "reflect", "--steps", "7", "--optimizer", "adam", "--lr", "0.1"),
         *("--ema", "0.5", "--scales", "256", "128", "--seed", "3", "--init", "noise", "--snapshot-every", "2"),
         *("--preset", "quality", "--size", "64", "--quiet", "--weights", "w.npz", "--snapshot-dir", "snaps"),
-        *("--loss-norm", "target", "--pass-ratio", "1.5", "--max-step", "0.1"),
+        *("--loss-norm", "target", "--pass-ratio", "1.5", "--max-step", "0.1", "--dtype", "bfloat16"),
     )
     expected = {
         "style_blend": (0.7, 0.3),
@@ -585,6 +593,7 @@ def test_every_flag_reaches_the_config():
         "loss_norm": "target",
         "pass_ratio": 1.5,
         "max_step": 0.1,
+        "compute_dtype": "bfloat16",
     }
     assert {name: getattr(cfg, name) for name in expected} == expected
     assert args.more_styles == [Path("s2.png")] and args.style_scale == 0.5 and args.size == 64
