@@ -169,6 +169,9 @@ def _add_stylize(sub) -> None:
         "--dtype", choices=config_lib.DTYPES, help="VGG19's activations: bfloat16 is faster on GPUs and TPUs only"
     )
     dev.add_argument(
+        "--tile", type=_positive_int, metavar="PX", help="compute passes bigger than PX px tile by tile (print sizes)"
+    )
+    dev.add_argument(
         "--distributed",
         action="store_true",
         help="join a multi-host run: every host runs the same command (cluster detected, or the flags below)",
@@ -325,6 +328,10 @@ def _stylize(args: argparse.Namespace) -> int:
 
     _join_cluster(args)
     cfg = _config(args)
+    if args.tile:
+        from jnst.tiles import check_tile
+
+        check_tile(args.tile)  # before anything long
     if args.more_styles and args.output.is_dir():
         args.output = OutputFolder(args.output)
     if isinstance(args.output, OutputFolder) or args.sweep:
@@ -381,7 +388,7 @@ def _stylize(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image,
-                         shard=args.shard, devices=args.devices)  # fmt: skip
+                         shard=args.shard, devices=args.devices, tile=args.tile or 0)  # fmt: skip
     except KeyboardInterrupt:
         progress.bar.close()
         if progress.image is None:
@@ -423,7 +430,12 @@ def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     style_paths = list(args.more_styles) if folder else [*args.style, *args.more_styles]
     if not style_paths:
         raise UsageError("with an output folder every positional file is a content image: name styles with --style")
-    single_only = {"--masks": args.masks, "--mask-map": args.mask_map, "--snapshot-every": args.snapshot_every}
+    single_only = {
+        "--masks": args.masks,
+        "--mask-map": args.mask_map,
+        "--snapshot-every": args.snapshot_every,
+        "--tile": args.tile,
+    }
     for flag, given in {**single_only, "--init FILE": _init_path(args)}.items():
         if given:
             raise UsageError(f"{flag} works with one content image and no --sweep")

@@ -83,6 +83,16 @@ def moving_average(average: Array, image: Array, count: Array, decay: float) -> 
     return average + rate * (image - average)
 
 
+def apply_gradient(state: LoopState, grad: Array, config: StyleConfig) -> LoopState:
+    """One optimiser step from the objective's gradient: pixels kept in [0, 1], the average
+    updated."""
+    updates, opt_state = optimizer(config).update(grad, state.opt_state, state.image)
+    image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)
+    count = state.count + 1
+    average = moving_average(state.average, image, count, config.ema) if config.ema else image
+    return LoopState(image, opt_state, average, count)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "config", "length", "unroll", "batched", "split"))
 def run_chunk(
     graphdef: nnx.GraphDef,
@@ -106,18 +116,13 @@ def run_chunk(
     VGG19, so every layer's activations are split across the devices even where the height does
     not divide evenly and the inputs stay whole.
     """
-    tx = optimizer(config)
 
     def step(state: LoopState, targets: Targets, weights: Weights) -> tuple[LoopState, dict[str, Array]]:
         image = state.image if split is None else jax.lax.with_sharding_constraint(state.image, split)
         (total, terms), grad = jax.value_and_grad(objective, has_aux=True)(
             image, graphdef, params, targets, weights, config
         )
-        updates, opt_state = tx.update(grad, state.opt_state, state.image)
-        image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)
-        count = state.count + 1
-        average = moving_average(state.average, image, count, config.ema) if config.ema else image
-        return LoopState(image, opt_state, average, count), {"total": total, **terms}
+        return apply_gradient(state, grad, config), {"total": total, **terms}
 
     def chunk(targets: Targets, weights: Weights, state: LoopState) -> tuple[LoopState, dict[str, Array]]:
         one = lambda s, _: step(s, targets, weights)  # noqa: E731

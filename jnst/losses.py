@@ -64,13 +64,19 @@ def gram(features: jax.Array) -> jax.Array:
 def squared_error(x: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Array:
     """The squared error between ``x`` and ``target``, normalised by ``norm`` (see ``NORMS``)."""
     d = x.astype(jnp.float32) - target
+    return error_from_sums(jnp.sum(jnp.square(d)), jnp.sum(jnp.abs(d)), target, norm)
+
+
+def error_from_sums(sum_sq: jax.Array, sum_abs: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Array:
+    """:func:`squared_error` from the sums of ``d^2`` and ``|d|`` over every element, ``d`` the
+    difference to ``target``; sums can be added up over parts of an image (:mod:`jnst.tiles`)."""
     if norm == "mean":
-        return jnp.mean(jnp.square(d))
+        return sum_sq / target.size
     if norm == "unit_grad":
         floor = UNIT_GRAD_FLOOR * jnp.sum(jnp.abs(target)) + _EPS
-        return jnp.sum(jnp.square(d)) / jnp.maximum(jnp.sum(jnp.abs(d)), jax.lax.stop_gradient(floor))
+        return sum_sq / jnp.maximum(sum_abs, jax.lax.stop_gradient(floor))
     if norm == "target":
-        return jnp.mean(jnp.square(d)) / (jnp.mean(jnp.square(target)) + _EPS)
+        return sum_sq / target.size / (jnp.mean(jnp.square(target)) + _EPS)
     raise ValueError(f"unknown norm {norm!r}; choose from {', '.join(NORMS)}")
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnst import color
+from jnst import color, tiles
 from jnst.config import StyleConfig
 from jnst.devices import check_split, height_split, make_mesh, place, to_host
 from jnst.images import fit_long_side
@@ -115,6 +115,7 @@ def stylize(
     callback: Callable[[int, dict[str, np.ndarray], Array], None] | None = None,
     shard: str = "none",
     devices: int | None = None,
+    tile: int = 0,
 ) -> StyleResult:
     """Paint ``content`` in the style of ``style`` (float (H, W, 3) RGB in [0, 1]).
 
@@ -126,13 +127,14 @@ def stylize(
     calls. ``callback(step, chunk_losses, image)`` runs on the host after each compiled chunk
     (for progress bars and snapshots) with the steps done so far, that chunk's per-step loss
     terms and the current image as the result would show it: (H, W, 3) numpy, full size,
-    colours restored. ``shard="space"`` splits the image's height over ``devices`` devices (see
+    colours restored. ``shard="space"`` splits the image's height over ``devices`` devices;
+    ``tile`` > 0 computes each pass bigger than ``tile`` px tile by tile (see
     :func:`stylize_batch`).
     """
     on_chunk = None if callback is None else lambda step, terms, images: callback(step, terms[0], images[0])
     inits = None if init_image is None else [init_image]
     (result,) = stylize_batch([content], style, [config or StyleConfig()], masks=masks, init_images=inits,
-                              model=model, callback=on_chunk, shard=shard, devices=devices)  # fmt: skip
+                              model=model, callback=on_chunk, shard=shard, devices=devices, tile=tile)  # fmt: skip
     return result
 
 
@@ -147,6 +149,7 @@ def stylize_batch(
     callback: Callable[[int, list[dict[str, np.ndarray]], list[np.ndarray]], None] | None = None,
     shard: str = "none",
     devices: int | None = None,
+    tile: int = 0,
 ) -> list[StyleResult]:
     """:func:`stylize` for a batch, optimised together as one compiled program (``vmap``).
 
@@ -156,7 +159,9 @@ def stylize_batch(
     and seed (``PER_ITEM_FIELDS``); contents must share a size. Each result equals the
     one-image run's within float tolerance. ``callback(step, chunk_losses, images)`` gets a list
     per item. ``shard`` spreads the work over ``devices`` devices (all when None): ``"batch"``
-    splits the items, ``"space"`` each image's height (see :mod:`jnst.devices`).
+    splits the items, ``"space"`` each image's height (see :mod:`jnst.devices`). With ``tile``
+    > 0 (one image, one device, no masks), a pass whose side exceeds ``tile`` px computes its
+    targets and every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`).
     """
     n = max(len(contents), len(configs))
     if len(contents) not in (1, n) or len(configs) not in (1, n):
@@ -171,6 +176,10 @@ def stylize_batch(
 
     if any(shared(c) != shared(config) for c in configs[1:]):
         raise ValueError(f"a batch's configs may differ only in {', '.join(PER_ITEM_FIELDS)} (not layer names)")
+    if tile:
+        tiles.check_tile(tile)
+        if n > 1 or shard != "none" or masks is not None:
+            raise ValueError("tiles work on one image on one device, without masks or --shard")
     full_hw = tuple(contents_b[0].shape[1:3])
     if any(tuple(c.shape[1:3]) != full_hw for c in contents_b):
         raise ValueError(f"a batch's contents must share one size; got {sorted({c.shape[1:3] for c in contents_b})}")
@@ -220,11 +229,17 @@ def stylize_batch(
         factor = side / max(full_hw)
         hw = fit_long_side(full_hw, side)
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
+        pass_tiles = tiles.plan(hw, tile) if tile else []
         items = []
         for (content, item_styles), item_config in zip(work, configs, strict=True):
             pass_content = resize(content, hw)
             pass_styles = [resize(s, _scaled(s.shape[1:3], factor)) for s in item_styles]
-            items.append((pass_content, compute_targets(model, pass_content, pass_styles, item_config, pass_masks)))
+            if len(pass_tiles) > 1:
+                net = (model.graphdef, model.params)
+                pass_targets = tiles.compute_targets(*net, pass_content, pass_styles, item_config, tile)
+            else:
+                pass_targets = compute_targets(model, pass_content, pass_styles, item_config, pass_masks)
+            items.append((pass_content, pass_targets))
         targets = _stack([t for _, t in items])
         if state is None:
             starts = [
@@ -242,10 +257,14 @@ def stylize_batch(
             if length == 0:
                 snapshots.append((step, finish(state)))
                 continue
-            state, terms = run_chunk(
-                model.graphdef, model.params, targets, weights, state,
-                config=compiled, length=length, unroll=backend == "cpu", batched=n > 1, split=split,
-            )  # fmt: skip
+            if len(pass_tiles) > 1:
+                state, terms = tiles.run_steps(model.graphdef, model.params, targets, weights, state,
+                                               config=compiled, length=length, tiles=pass_tiles)  # fmt: skip
+            else:
+                state, terms = run_chunk(
+                    model.graphdef, model.params, targets, weights, state,
+                    config=compiled, length=length, unroll=backend == "cpu", batched=n > 1, split=split,
+                )  # fmt: skip
             history.append(terms)
             step += length
             if callback is not None:

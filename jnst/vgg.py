@@ -121,6 +121,11 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     return layers
 
 
+def stride(name: str) -> int:
+    """How many input pixels one position of layer ``name`` steps over: 2 per pooling before it."""
+    return 2 ** sum(pool in POOLS for pool in LAYERS[: LAYERS.index(name)])
+
+
 def min_side(layers: Iterable[str]) -> int:
     """Smallest image side for which every pooling before the deepest of ``layers`` keeps >= 1 px."""
     last = max(LAYERS.index(name) for name in check_layers(layers))

@@ -1,0 +1,253 @@
+"""A picture too big for memory, one tile at a time, with the whole picture's exact gradient.
+
+The objective depends on the picture only through sums over positions: each style layer's
+Gram sum ``sum_p F_p F_p^T`` and each content layer's sums of ``d^2`` and ``|d|``, ``d`` the
+difference to the content's activations (total variation is local and cheap, and is computed
+on the whole picture). So one step makes two sweeps over the tiles:
+
+1. statistics: each tile's sums over its interior, added up, are the picture's sums, hence its
+   loss and the loss's gradient ``g`` with respect to the sums;
+2. gradient: with ``g`` fixed, each tile's ``<g, sums_tile(x)>`` is differentiated with
+   respect to the pixels the tile reads, and the tiles' gradients are added where they
+   overlap: by the chain rule, the picture's gradient. No seams, by construction.
+
+A tile reads its interior plus a halo of ``HALO`` px, more than VGG19's receptive-field radius
+at ``block5_conv1`` (85 px), so its interior's activations are the whole picture's; windows
+start on multiples of 16 px, so VGG19's poolings see the picture's grid.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jnst import losses
+from jnst.config import StyleConfig
+from jnst.loop import LoopState, apply_gradient
+from jnst.objective import Weights
+from jnst.targets import Targets
+from jnst.vgg import features, stride
+
+Array = jax.Array
+HALO = 96
+ALIGN = 16
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Pixels ``[y0, y1) x [x0, x1)`` (the interior, whose positions the tile sums over) and the
+    window it reads, ``[wy0, wy1) x [wx0, wx1)``: the interior with up to ``HALO`` px around."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    wy0: int
+    wy1: int
+    wx0: int
+    wx1: int
+
+
+def _spans(n: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """(start, end, window start, window end) along an axis of ``n`` px, windows <= ``tile``."""
+    if n <= tile:
+        return [(0, n, 0, n)]
+    cuts = [0, tile - HALO]
+    while n - cuts[-1] > tile - HALO:
+        cuts.append(cuts[-1] + tile - 2 * HALO)
+    cuts.append(n)
+    return [(a, b, max(0, a - HALO), min(n, b + HALO)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+def check_tile(tile: int) -> None:
+    """Refuse, with one line, a tile size that leaves no interior or breaks the pooling grid."""
+    smallest = 2 * HALO + ALIGN
+    if tile < smallest or tile % ALIGN:
+        raise ValueError(
+            f"tiles of {tile} px are too small: a tile reads a {HALO} px halo on each side, so it needs at "
+            f"least {smallest} px, in multiples of {ALIGN}"
+        )
+
+
+def plan(hw: tuple[int, int], tile: int) -> list[Tile]:
+    """Tiles covering a picture of ``hw`` whose windows are at most ``tile`` px a side (at most
+    four window shapes, so at most four compilations a sweep)."""
+    check_tile(tile)
+    return [
+        Tile(y0, y1, x0, x1, wy0, wy1, wx0, wx1)
+        for y0, y1, wy0, wy1 in _spans(hw[0], tile)
+        for x0, x1, wx0, wx1 in _spans(hw[1], tile)
+    ]
+
+
+def _interior_mask(tile: Array, size: tuple[int, int], s: int) -> Array:
+    """(1, h, w, 1) mask, 1 on the interior, of a window's layer of stride ``s`` and ``size``."""
+    y0, y1, x0, x1, wy0, wx0 = (tile[i] for i in range(6))
+    rows = wy0 // s + jnp.arange(size[0])
+    cols = wx0 // s + jnp.arange(size[1])
+    inside_r = (rows >= y0 // s) & (rows < y1 // s)
+    inside_c = (cols >= x0 // s) & (cols < x1 // s)
+    return (inside_r[:, None] & inside_c[None, :]).astype(jnp.float32)[None, :, :, None]
+
+
+def _tile_sums(
+    window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig
+) -> dict[str, Array]:
+    """The sums over one tile's interior that the objective needs (see the module docstring)."""
+    acts = features(graphdef, params, window.astype(config.compute_dtype), config.layers, config.padding)
+    sums = {}
+    for name, _ in config.style_layers:
+        f = acts[name].astype(jnp.float32)
+        f = f * _interior_mask(tile, f.shape[1:3], stride(name))
+        sums["gram/" + name] = jnp.einsum("nhwc,nhwd->ncd", f, f)
+    for name, _ in config.content_layers:
+        f = acts[name].astype(jnp.float32)
+        s = stride(name)
+        start = (0, tile[4] // s, tile[5] // s, 0)
+        target = jax.lax.dynamic_slice(targets.content[name], start, f.shape)
+        d = (f - target) * _interior_mask(tile, f.shape[1:3], s)
+        sums["sq/" + name], sums["abs/" + name] = jnp.sum(jnp.square(d)), jnp.sum(jnp.abs(d))
+    return sums
+
+
+_STATIC = ("graphdef", "config")
+_tile_sums_jit = jax.jit(_tile_sums, static_argnames=_STATIC)
+
+
+def _loss_of_sums(
+    sums: dict[str, Array], hw: tuple[int, int], targets: Targets, weights: Weights, config: StyleConfig
+) -> tuple[Array, dict[str, Array]]:
+    """The content and style terms of :func:`jnst.objective.objective` from the whole picture's sums."""
+    norm = config.loss_norm
+    content = sum(
+        w * losses.error_from_sums(sums["sq/" + n], sums["abs/" + n], targets.content[n], norm)
+        for n, w in weights.content_layers.items()
+    )
+    style = 0.0
+    for n, w in weights.style_layers.items():
+        positions = (hw[0] // stride(n)) * (hw[1] // stride(n))
+        style += w * losses.squared_error(sums["gram/" + n] / positions, targets.grams[n], norm)
+    content, style = jnp.asarray(content, jnp.float32), jnp.asarray(style, jnp.float32)
+    partial = weights.content * content + weights.style * style
+    return partial, {"content": weights.content * content, "style": weights.style * style}
+
+
+@functools.partial(jax.jit, static_argnames=("hw", "config"))
+def _loss_and_sum_grads(sums, hw, targets, weights, config):
+    return jax.value_and_grad(_loss_of_sums, has_aux=True)(sums, hw, targets, weights, config)
+
+
+def _window(image: Array, t: Tile) -> Array:
+    return image[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :]
+
+
+def _tile_array(t: Tile) -> Array:
+    return jnp.asarray([t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0], jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _tile_grad(
+    window: Array, tile: Array, sum_grads: dict[str, Array], graphdef, params, targets: Targets, config: StyleConfig
+) -> Array:
+    """The gradient, over the window's pixels, of ``<sum_grads, sums of the tile>``."""
+
+    def surrogate(x: Array) -> Array:
+        sums = _tile_sums(x, tile, graphdef, params, targets, config)
+        return sum(jnp.vdot(sum_grads[k], v) for k, v in sums.items())
+
+    return jax.grad(surrogate)(window)
+
+
+def value_and_grad(
+    image: Array,
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    targets: Targets,
+    weights: Weights,
+    config: StyleConfig,
+    tiles: list[Tile],
+) -> tuple[tuple[Array, dict[str, Array]], Array]:
+    """The objective's value, terms and gradient for ``image`` (1, H, W, 3), tile by tile: what
+    ``jax.value_and_grad(objective, has_aux=True)`` gives, in a tile's memory."""
+    hw = image.shape[1:3]
+    sums = None
+    for t in tiles:
+        part = _tile_sums_jit(_window(image, t), _tile_array(t), graphdef, params, targets, config)
+        sums = part if sums is None else jax.tree.map(jnp.add, sums, part)
+    (partial, terms), sum_grads = _loss_and_sum_grads(sums, hw, targets, weights, config)
+    grad = jnp.zeros_like(image)
+    for t in tiles:
+        g = _tile_grad(_window(image, t), _tile_array(t), sum_grads, graphdef, params, targets, config)
+        grad = grad.at[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :].add(g)
+    tv, tv_grad = jax.value_and_grad(losses.total_variation_loss)(image)
+    terms = {**terms, "tv": weights.tv * tv}
+    return (partial + weights.tv * tv, terms), grad + weights.tv * tv_grad
+
+
+_apply_gradient = jax.jit(apply_gradient, static_argnames="config", donate_argnames="state")
+
+
+def run_steps(
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    targets: Targets,
+    weights: Weights,
+    state: LoopState,
+    *,
+    config: StyleConfig,
+    length: int,
+    tiles: list[Tile],
+) -> tuple[LoopState, dict[str, Array]]:
+    """``length`` optimiser steps on tiled gradients: :func:`jnst.loop.run_chunk` for a picture
+    that does not fit in memory whole (the steps run from Python, tile after tile)."""
+    history = []
+    state = jax.tree.map(jnp.copy, state)  # distinct buffers (a pass starts with image = average) to donate
+    for _ in range(length):
+        (total, terms), grad = value_and_grad(state.image, graphdef, params, targets, weights, config, tiles)
+        state = _apply_gradient(state, grad, config)
+        history.append({"total": total, **terms})
+    return state, {k: jnp.stack([h[k] for h in history]) for k in history[0]}
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "layers", "padding"))
+def _window_features(window: Array, graphdef, params, layers: tuple[str, ...], padding: str) -> dict[str, Array]:
+    return features(graphdef, params, window, layers, padding)
+
+
+def compute_targets(
+    graphdef: nnx.GraphDef, params: nnx.State, content: Array, styles: list[Array], config: StyleConfig, tile: int
+) -> Targets:
+    """:func:`jnst.targets.compute_targets` tile by tile (no masks; Gram style loss): content
+    activations assembled from the tiles' interiors, style Grams summed over the tiles."""
+    if config.style_loss != "gram":
+        raise ValueError("tiles need the Gram style loss (style_loss='gram')")
+    content_layers = tuple(name for name, _ in config.content_layers)
+    maps = {}
+    if content_layers:
+        for t in plan(content.shape[1:3], tile):
+            acts = _window_features(_window(content, t), graphdef, params, content_layers, config.padding)
+            for name, f in acts.items():
+                s = stride(name)
+                if name not in maps:
+                    maps[name] = np.zeros((1, content.shape[1] // s, content.shape[2] // s, f.shape[-1]), np.float32)
+                y0, y1, x0, x1 = t.y0 // s, t.y1 // s, t.x0 // s, t.x1 // s
+                oy, ox = t.wy0 // s, t.wx0 // s
+                maps[name][:, y0:y1, x0:x1] = np.asarray(f[:, y0 - oy : y1 - oy, x0 - ox : x1 - ox], np.float32)
+    grams_only, no_targets = config.replace(content_layers=()), Targets({}, {}, {}, {})
+    blend = np.asarray(config.style_blend or [1.0] * len(styles), np.float32)
+    if len(blend) != len(styles):
+        raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
+    grams: dict[str, Array] = {}
+    for w, style in zip(blend / blend.sum(), styles, strict=True):
+        hw = style.shape[1:3]
+        for t in plan(hw, tile):
+            sums = _tile_sums_jit(_window(style, t), _tile_array(t), graphdef, params, no_targets, grams_only)
+            for name, _ in config.style_layers:
+                positions = (hw[0] // stride(name)) * (hw[1] // stride(name))
+                grams[name] = grams.get(name, 0.0) + w * sums["gram/" + name] / positions
+    return Targets({k: jnp.asarray(v) for k, v in maps.items()}, grams, {}, {})

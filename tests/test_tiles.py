@@ -1,0 +1,100 @@
+"""Tiles: the tiled gradient is the whole picture's, and a tiled picture has no seams."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnst import StyleConfig, stylize, tiles
+from jnst.cli import main
+from jnst.objective import Weights, objective
+from jnst.targets import compute_targets
+
+TILE = 2 * tiles.HALO + 16  # the smallest tile: 16 px of interior between two halos
+
+
+@pytest.fixture(scope="module")
+def pair(shared_images):
+    """tubingen x starry_night at 256x192: wider than a tile, so it splits into four."""
+    from jnst.images import load_image, load_style
+
+    content = load_image(shared_images / "tubingen.jpg", 256)
+    return content, load_style(shared_images / "starry_night.jpg", content.shape[:2])
+
+
+@pytest.mark.parametrize("hw", [(192, 256), (700, 1000), (208, 208), (1000, 209)])
+def test_tiles_cover_the_picture_once_on_the_pooling_grid(hw):
+    plan = tiles.plan(hw, 512)
+    covered = np.zeros(hw, int)
+    for t in plan:
+        covered[t.y0 : t.y1, t.x0 : t.x1] += 1
+        assert t.wy0 % 16 == 0 and t.wx0 % 16 == 0  # VGG19's poolings see the picture's grid
+        assert t.wy1 - t.wy0 <= 512 and t.wx1 - t.wx0 <= 512
+        assert t.wy0 == max(0, t.y0 - tiles.HALO) and t.wy1 == min(hw[0], t.y1 + tiles.HALO)
+        assert t.wx0 == max(0, t.x0 - tiles.HALO) and t.wx1 == min(hw[1], t.x1 + tiles.HALO)
+    assert (covered == 1).all()
+    assert len({(t.wy1 - t.wy0, t.wx1 - t.wx0) for t in plan}) <= 4  # at most four compilations
+
+
+@pytest.mark.parametrize("norm", ["unit_grad", "mean"])
+def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm):
+    content, style = (jnp.asarray(x)[None] for x in pair)
+    config = StyleConfig(loss_norm=norm)
+    targets = compute_targets(model, content, [style], config)
+    image = 0.8 * content + 0.2 * jax.random.uniform(jax.random.key(0), content.shape)
+    net = (model.graphdef, model.params)
+    grad = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=(1, 5))
+    (value, terms), expected = grad(image, *net, targets, Weights.of(config), config.compiled_part())
+    plan = tiles.plan(content.shape[1:3], TILE)
+    assert len(plan) == 4
+    (tiled_value, tiled_terms), got = tiles.value_and_grad(
+        image, *net, targets, Weights.of(config), config.compiled_part(), plan
+    )
+    np.testing.assert_allclose(tiled_value, value, rtol=1e-5)
+    for name in terms:
+        np.testing.assert_allclose(tiled_terms[name], terms[name], rtol=1e-5)
+    assert float(jnp.linalg.norm(got - expected) / jnp.linalg.norm(expected)) < 1e-5
+
+
+def test_tiled_targets_equal_the_whole_pictures(model, pair):
+    content, style = (jnp.asarray(x)[None] for x in pair)
+    config = StyleConfig()
+    whole = compute_targets(model, content, [style], config)
+    tiled = tiles.compute_targets(model.graphdef, model.params, content, [style], config, TILE)
+    for name in whole.content:
+        np.testing.assert_allclose(tiled.content[name], whole.content[name], rtol=1e-5, atol=1e-4)
+    for name in whole.grams:
+        np.testing.assert_allclose(tiled.grams[name], whole.grams[name], rtol=1e-4, atol=1e-2)
+
+
+def test_a_tiled_picture_has_no_seams(model, pair):
+    content, style = pair
+    config = StyleConfig(steps=10, scale_start=0)
+    result = stylize(content, style, config, model=model, tile=TILE)
+    whole = stylize(content, style, config, model=model)
+    # Across the columns where the tiles' interiors meet, neighbouring pixels differ no more than
+    # across the picture's other columns.
+    step = np.abs(np.diff(result.image, axis=1)).mean(axis=(0, 2))  # column c-1 -> c, per c
+    seams = [t.x0 for t in tiles.plan(content.shape[:2], TILE) if t.x0 > 0]
+    others = np.delete(step, [c - 1 for c in seams])
+    assert step[[c - 1 for c in seams]].max() <= np.percentile(others, 90), (
+        step[[c - 1 for c in seams]],
+        np.median(others),
+    )
+    np.testing.assert_allclose(result.losses["total"], whole.losses["total"], rtol=0.02)
+
+
+def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
+    content, style = pair
+    with pytest.raises(ValueError, match="tiles of 100 px are too small: a tile reads a 96 px halo"):
+        tiles.plan((500, 500), 100)
+    with pytest.raises(ValueError, match="tiles work on one image on one device"):
+        from jnst.stylize import stylize_batch
+
+        stylize_batch([content, content], style, [StyleConfig(steps=1)], model=model, tile=TILE)
+    out = tmp_path / "out.png"
+    args = [str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
+    assert main(["stylize", *args, "--size", "64", "--tile", "100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jnst: error: tiles of 100 px are too small") and "\n" not in err
+    assert not out.exists()
