@@ -95,7 +95,7 @@ def _interior_mask(tile: Array, size: tuple[int, int], s: int) -> Array:
     return (inside_r[:, None] & inside_c[None, :]).astype(jnp.float32)[None, :, :, None]
 
 
-def _tile_sums(
+def tile_sums(
     window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig
 ) -> dict[str, Array]:
     """The sums over one tile's interior that the objective needs (see the module docstring)."""
@@ -116,7 +116,7 @@ def _tile_sums(
 
 
 _STATIC = ("graphdef", "config")
-_tile_sums_jit = jax.jit(_tile_sums, static_argnames=_STATIC)
+_tile_sums_jit = jax.jit(tile_sums, static_argnames=_STATIC)
 
 
 def _loss_of_sums(
@@ -146,18 +146,18 @@ def _window(image: Array, t: Tile) -> Array:
     return image[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :]
 
 
-def _tile_array(t: Tile) -> Array:
+def tile_box(t: Tile) -> Array:
     return jnp.asarray([t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0], jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _tile_grad(
+def tile_grad(
     window: Array, tile: Array, sum_grads: dict[str, Array], graphdef, params, targets: Targets, config: StyleConfig
 ) -> Array:
     """The gradient, over the window's pixels, of ``<sum_grads, sums of the tile>``."""
 
     def surrogate(x: Array) -> Array:
-        sums = _tile_sums(x, tile, graphdef, params, targets, config)
+        sums = tile_sums(x, tile, graphdef, params, targets, config)
         return sum(jnp.vdot(sum_grads[k], v) for k, v in sums.items())
 
     return jax.grad(surrogate)(window)
@@ -177,12 +177,12 @@ def value_and_grad(
     hw = image.shape[1:3]
     sums = None
     for t in tiles:
-        part = _tile_sums_jit(_window(image, t), _tile_array(t), graphdef, params, targets, config)
+        part = _tile_sums_jit(_window(image, t), tile_box(t), graphdef, params, targets, config)
         sums = part if sums is None else jax.tree.map(jnp.add, sums, part)
     (partial, terms), sum_grads = _loss_and_sum_grads(sums, hw, targets, weights, config)
     grad = jnp.zeros_like(image)
     for t in tiles:
-        g = _tile_grad(_window(image, t), _tile_array(t), sum_grads, graphdef, params, targets, config)
+        g = tile_grad(_window(image, t), tile_box(t), sum_grads, graphdef, params, targets, config)
         grad = grad.at[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :].add(g)
     tv, tv_grad = jax.value_and_grad(losses.total_variation_loss)(image)
     terms = {**terms, "tv": weights.tv * tv}
@@ -246,7 +246,7 @@ def compute_targets(
     for w, style in zip(blend / blend.sum(), styles, strict=True):
         hw = style.shape[1:3]
         for t in plan(hw, tile):
-            sums = _tile_sums_jit(_window(style, t), _tile_array(t), graphdef, params, no_targets, grams_only)
+            sums = _tile_sums_jit(_window(style, t), tile_box(t), graphdef, params, no_targets, grams_only)
             for name, _ in config.style_layers:
                 positions = (hw[0] // stride(name)) * (hw[1] // stride(name))
                 grams[name] = grams.get(name, 0.0) + w * sums["gram/" + name] / positions

@@ -1,0 +1,191 @@
+"""How much memory a run will need, before it runs, and how to make it fit: whole or in tiles.
+
+A step's memory is read from XLA itself: the finest pass's compiled programs are lowered and
+compiled for their shapes (nothing runs), and their memory analysis gives the bytes of
+arguments, outputs and temporaries. The process's own resident memory (Python, JAX, VGG19's
+weights) is added as measured when the plan is made. Coarser passes are smaller, so the finest
+pass sets the peak. A tiled pass holds the whole picture's optimiser state and gradient, and
+one tile's programs at a time (see :mod:`jnst.tiles`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from jnst import tiles
+from jnst.config import StyleConfig
+from jnst.loop import LoopState, run_chunk
+from jnst.objective import Weights
+from jnst.targets import Targets
+from jnst.vgg import Model, features
+
+# Tile sides tried, largest first, when a picture does not fit whole.
+TILE_SIDES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 2 * tiles.HALO + 16)
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``12G``, ``800M``, ``1.5T`` or plain bytes, as bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*", text, re.IGNORECASE)
+    if not match or float(match[1]) <= 0:
+        raise ValueError(f"{text!r} is not a memory size (examples: 12G, 800M)")
+    return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
+def format_size(n: float) -> str:
+    """Bytes as a short human size: ``1.9 GB``."""
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; 0 where it cannot be read)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def available_bytes() -> int:
+    """Memory a run may use: the accelerator's (its allocator's limit), or on a CPU the host's
+    available memory plus what this process already holds."""
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            free = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return free + resident_bytes()
+
+
+def _program_bytes(compiled) -> int:
+    m = compiled.memory_analysis()
+    return m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+
+
+def _tree_bytes(tree) -> int:
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+
+
+def _abstract_targets(model: Model, hw: tuple[int, int], config: StyleConfig) -> Targets:
+    """Shapes of a pass's targets, without computing them."""
+    image = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
+    names = tuple(name for name, _ in config.content_layers)
+    content = jax.eval_shape(lambda x: features(model.graphdef, model.params, x, names, config.padding), image)
+    grams = {}
+    for name, _ in config.style_layers:
+        c = jax.eval_shape(lambda x, n=name: features(model.graphdef, model.params, x, (n,), config.padding)[n], image)
+        grams[name] = jax.ShapeDtypeStruct((1, c.shape[-1], c.shape[-1]), jnp.float32)
+    return Targets(content if names else {}, grams, {}, {})
+
+
+def whole_bytes(model: Model, hw: tuple[int, int], config: StyleConfig, chunk: int, unroll: bool) -> int:
+    """Bytes of one compiled chunk of ``chunk`` steps on a ``hw`` picture (XLA's analysis)."""
+    compiled = config.compiled_part()
+    image = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
+    state = jax.eval_shape(lambda x: LoopState.start(x, compiled), image)
+    weights = jax.eval_shape(lambda: Weights.of(config))
+    lowered = run_chunk.lower(model.graphdef, model.params, _abstract_targets(model, hw, compiled), weights, state,
+                              config=compiled, length=chunk, unroll=unroll)  # fmt: skip
+    return _program_bytes(lowered.compile())
+
+
+def tiled_bytes(model: Model, hw: tuple[int, int], config: StyleConfig, tile: int) -> int:
+    """Bytes of a tiled step: the whole picture's state, gradient and targets, and the largest
+    tile's gradient program (XLA's analysis)."""
+    return sum(_tiled_parts(model, hw, config, tile))
+
+
+def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: int) -> tuple[int, int]:
+    """(bytes that grow with the picture, bytes of one tile's program) of a tiled step."""
+    compiled = config.compiled_part()
+    image = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
+    state = jax.eval_shape(lambda x: LoopState.start(x, compiled), image)
+    targets = _abstract_targets(model, hw, compiled)
+    t = max(tiles.plan(hw, tile), key=lambda t: (t.wy1 - t.wy0) * (t.wx1 - t.wx0))  # the largest window
+    window = jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
+    sums = jax.eval_shape(
+        lambda w: tiles.tile_sums(w, tiles.tile_box(t), model.graphdef, model.params, targets, compiled), window
+    )
+    lowered = tiles.tile_grad.lower(window, tiles.tile_box(t), sums, model.graphdef, model.params, targets, compiled)
+    # The tile program's arguments include the targets, already counted with the picture's.
+    program = _program_bytes(lowered.compile()) - _tree_bytes(targets)
+    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets), program
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do and need: its passes, the finest pass's tiles, and its peak memory."""
+
+    sides: tuple[int, ...]
+    steps: tuple[int, ...]
+    hw: tuple[int, int]
+    tile: int
+    tiles: int
+    peak: int
+    budget: int
+
+    def describe(self) -> str:
+        """A few lines for people (``jnst stylize --dry-run``)."""
+        passes = ", ".join(f"{side} px x {n}" for side, n in zip(self.sides, self.steps, strict=True))
+        how = f"in {self.tiles} tiles of at most {self.tile} px" if self.tile else "whole"
+        return "\n".join([
+            f"passes (long side x steps): {passes}",
+            f"finest pass: {self.hw[1]}x{self.hw[0]}, {how}, on {jax.device_count()} {jax.default_backend()} device(s)",
+            f"peak memory: {format_size(self.peak)} of {format_size(self.budget)} available",
+        ])  # fmt: skip
+
+
+def plan_memory(
+    model: Model,
+    hw: tuple[int, int],
+    config: StyleConfig,
+    *,
+    sides: tuple[int, ...],
+    steps: tuple[int, ...],
+    chunk: int,
+    unroll: bool,
+    budget: int,
+    tile: int = 0,
+) -> Plan:
+    """The plan for a finest pass of ``hw``: whole if it fits in ``budget`` bytes, else in the
+    largest tiles that fit (``tile`` > 0 forces that tile size). Raises ValueError, naming the
+    largest long side that fits, when even the smallest tiles do not."""
+    base = resident_bytes()
+    if tile:
+        count = len(tiles.plan(hw, tile))
+        if count == 1:
+            return Plan(sides, steps, hw, 0, 1, base + whole_bytes(model, hw, config, chunk, unroll), budget)
+        return Plan(sides, steps, hw, tile, count, base + tiled_bytes(model, hw, config, tile), budget)
+    peak = base + whole_bytes(model, hw, config, chunk, unroll)
+    if peak <= budget:
+        return Plan(sides, steps, hw, 0, 1, peak, budget)
+    # A tile's program grows with its window's pixels: measured once at 1024 px, then the largest
+    # tile estimated to fit is measured exactly (each measurement is a compilation).
+    picture, program = _tiled_parts(model, hw, config, 1024)
+    per_pixel = program / _largest_window(hw, 1024)
+    for side in (s for s in TILE_SIDES if s < max(hw)):
+        if base + picture + per_pixel * _largest_window(hw, side) <= budget:
+            peak = base + tiled_bytes(model, hw, config, side)
+            if peak <= budget:
+                return Plan(sides, steps, hw, side, len(tiles.plan(hw, side)), peak, budget)
+    picture, program = _tiled_parts(model, hw, config, TILE_SIDES[-1])
+    fits = max(0.0, (budget - base - program) / picture)  # the share of these pixels that fits
+    raise ValueError(
+        f"a {hw[1]}x{hw[0]} picture does not fit in {format_size(budget)} even in the smallest tiles "
+        f"({format_size(base + picture + program)}): the largest that fits is about {int(max(hw) * fits**0.5)} px "
+        "on its long side"
+    )
+
+
+def _largest_window(hw: tuple[int, int], tile: int) -> int:
+    """Pixels of the largest window of a picture of ``hw`` in tiles of ``tile`` px."""
+    return max((t.wy1 - t.wy0) * (t.wx1 - t.wx0) for t in tiles.plan(hw, tile))
