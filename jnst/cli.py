@@ -335,21 +335,19 @@ def _writes() -> bool:
     return jax.process_index() == 0
 
 
-def _memory_plan(args: argparse.Namespace, model, hw: tuple[int, int], cfg, sides, steps) -> int | None:
+def _memory_plan(args: argparse.Namespace, model, hw: tuple[int, int], cfg, sides, steps, chunk: int) -> int | None:
     """The tile size this run needs (0: whole) from XLA's memory analysis against the memory
     available (``--max-memory``, else the machine's), or None after ``--dry-run`` printed the
     plan. A picture that cannot fit stops here, before the long computation, with one line."""
     import jax
 
     from jnst import memory
-    from jnst.loop import default_chunk_size
 
     budget = args.max_memory or memory.available_bytes()
     # Under a third of the budget at 3 KB a pixel (measured: 2.2 KB at 2048 px) fits whole
     # without a compilation to prove it.
     if not (args.dry_run or args.tile or args.max_memory) and 3 * 1024 * hw[0] * hw[1] < budget / 3:
         return 0
-    chunk = cfg.chunk_size or default_chunk_size(None, hw[0] * hw[1])
     plan = memory.plan_memory(model, hw, cfg, sides=tuple(sides), steps=tuple(steps), chunk=chunk,
                               unroll=jax.default_backend() == "cpu", budget=budget, tile=args.tile or 0)  # fmt: skip
     if args.dry_run:
@@ -365,6 +363,7 @@ def _memory_plan(args: argparse.Namespace, model, hw: tuple[int, int], cfg, side
 
 def _stylize(args: argparse.Namespace) -> int:
     from jnst import plot
+    from jnst.loop import default_chunk_size
     from jnst.stylize import pass_plan, stylize
     from jnst.vgg import Model
     from jnst.weights import load
@@ -408,8 +407,9 @@ def _stylize(args: argparse.Namespace) -> int:
         masks = images.load_masks(args.masks, content.shape[:2])
     elif args.mask_map:
         masks = images.load_mask_map(args.mask_map, content.shape[:2], len(styles))
-    sides, pass_steps = pass_plan(content.shape[:2], [s.shape[:2] for s in styles], cfg)
-    tile = _memory_plan(args, model, content.shape[:2], cfg, sides, pass_steps)
+    chunk = cfg.chunk_size or default_chunk_size(None, content.shape[0] * content.shape[1])
+    sides, pass_steps = pass_plan(content.shape[:2], [s.shape[:2] for s in styles], cfg, chunk)
+    tile = _memory_plan(args, model, content.shape[:2], cfg, sides, pass_steps, chunk)
     if tile is None:
         return 0
     # Only once every input has loaded, so that a failed run leaves no empty snapshot folder.

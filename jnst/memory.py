@@ -178,11 +178,11 @@ def plan_memory(
             if peak <= budget:
                 return Plan(sides, steps, hw, side, len(tiles.plan(hw, side)), peak, budget)
     picture, program = _tiled_parts(model, hw, config, TILE_SIDES[-1])
-    fits = max(0.0, (budget - base - program) / picture)  # the share of these pixels that fits
+    largest = int(max(hw) * (max(0.0, budget - base - program) / picture) ** 0.5)
+    fits = f"the largest that fits is about {largest} px on its long side" if largest >= 16 else "no picture fits"
     raise ValueError(
         f"a {hw[1]}x{hw[0]} picture does not fit in {format_size(budget)} even in the smallest tiles "
-        f"({format_size(base + picture + program)}): the largest that fits is about {int(max(hw) * fits**0.5)} px "
-        "on its long side"
+        f"({format_size(base + picture + program)}, of which {format_size(base)} is JAX and VGG19): {fits}"
     )
 
 

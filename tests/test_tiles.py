@@ -1,4 +1,7 @@
-"""Tiles: the tiled gradient is the whole picture's, and a tiled picture has no seams."""
+"""Tiles: the tiled gradient is the whole picture's, and a tiled picture has no seams; the memory
+plan that chooses them."""
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -98,3 +101,34 @@ def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
     err = capsys.readouterr().err.strip()
     assert err.startswith("jnst: error: tiles of 100 px are too small") and "\n" not in err
     assert not out.exists()
+
+
+def test_memory_plan_runs_whole_when_it_fits_and_in_tiles_when_not(model):
+    from jnst.memory import plan_memory, resident_bytes, tiled_bytes
+
+    hw, kw = (768, 1024), {"sides": (1024,), "steps": (5,), "chunk": 1, "unroll": True}  # compiled, not run
+    whole = plan_memory(model, hw, StyleConfig(), budget=2**40, **kw)
+    assert (whole.tile, whole.tiles) == (0, 1) and whole.peak > resident_bytes()
+    tight = plan_memory(model, hw, StyleConfig(), budget=whole.peak - 1, **kw)
+    assert tight.tile and tight.tiles > 1 and tight.peak < whole.peak
+    # Room for half the side (a quarter of the pixels) in the smallest tiles: that is what it names.
+    half = resident_bytes() + tiled_bytes(model, (384, 512), StyleConfig(), 2 * tiles.HALO + 16)
+    with pytest.raises(ValueError, match=r"does not fit in .* the largest that fits is about (\d+) px") as error:
+        plan_memory(model, hw, StyleConfig(), budget=half, **kw)
+    assert 450 <= int(re.search(r"about (\d+) px", str(error.value))[1]) <= 580
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(shared_images, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    args = ["stylize", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
+    assert main([*args, "--size", "256", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "128 px x 70, 181 px x 35, 256 px x 15" in printed and "256x192, whole" in printed
+    assert "peak memory:" in printed and not out.exists()
+    assert main([*args, "--size", "256", "--max-memory", "1M"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jnst: error: a 256x192 picture does not fit in 1 MB") and "no picture fits" in err
+    assert "\n" not in err
+    assert not out.exists()
+    assert main([*args, "--max-memory", "lots"]) == 2
+    assert "'lots' is not a memory size" in capsys.readouterr().err
