@@ -28,27 +28,34 @@ _EPS = 1e-8
 
 
 @jax.custom_vjp
-def _gram_sum(features: jax.Array) -> jax.Array:
-    """``F^T F`` per batch item for (N, H, W, C) features, in float32.
+def _gram_sum(flat: jax.Array) -> jax.Array:
+    """``F^T F`` per batch item for (N, P, C) features, in float32.
 
-    Contracted over height and width directly, without flattening them into one axis: a
-    reshape of a height-split array (space sharding) whose height does not divide over the
-    devices makes XLA gather the whole feature map on every device.
+    Positions come flattened into one axis: XLA:CPU contracts one axis as a matrix product,
+    where an einsum over height and width together ran 3-4x slower (1024x768x64: 0.25 s
+    against 0.7-1.1 s). Flattening a height-split map whose height does not divide over the
+    devices makes XLA gather it (see :mod:`jnst.devices`).
     """
-    return jnp.einsum("nhwc,nhwd->ncd", features, features, preferred_element_type=jnp.float32)
+    return jnp.einsum("npc,npd->ncd", flat, flat, preferred_element_type=jnp.float32)
 
 
-def _gram_sum_fwd(features: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return _gram_sum(features), features
+def _gram_sum_fwd(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return _gram_sum(flat), flat
 
 
-def _gram_sum_bwd(features: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+def _gram_sum_bwd(flat: jax.Array, g: jax.Array) -> tuple[jax.Array]:
     # d(F^T F) = F (g + g^T): one matmul, where autodiff of the einsum would do two.
-    sym = (g + jnp.swapaxes(g, 1, 2)).astype(features.dtype)
-    return (jnp.einsum("nhwc,ncd->nhwd", features, sym),)
+    sym = (g + jnp.swapaxes(g, 1, 2)).astype(flat.dtype)
+    return (jnp.einsum("npc,ncd->npd", flat, sym),)
 
 
 _gram_sum.defvjp(_gram_sum_fwd, _gram_sum_bwd)
+
+
+def gram_sum(features: jax.Array) -> jax.Array:
+    """``sum_hw F[n,h,w,c] F[n,h,w,d]`` of (N, H, W, C) features, in float32."""
+    n, h, w, c = features.shape
+    return _gram_sum(features.reshape(n, h * w, c))
 
 
 def gram(features: jax.Array) -> jax.Array:
@@ -58,7 +65,7 @@ def gram(features: jax.Array) -> jax.Array:
     style image need not match the content image's size.
     """
     _, h, w, _ = features.shape
-    return _gram_sum(features) / (h * w)
+    return gram_sum(features) / (h * w)
 
 
 def squared_error(x: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Array:
@@ -103,7 +110,7 @@ def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Ar
     m = masks[..., None]
     weighted = m * features
     mass = jnp.sum(jnp.square(m), axis=(1, 2, 3))
-    grams = _gram_sum(weighted) / jnp.maximum(mass, 1e-8)[:, None, None]
+    grams = gram_sum(weighted) / jnp.maximum(mass, 1e-8)[:, None, None]
     per_region = jax.vmap(lambda g, t: squared_error(g, t, norm))(grams, target_grams)
     return jnp.sum(mass / (h * w) * per_region)
 

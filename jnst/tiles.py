@@ -104,7 +104,7 @@ def tile_sums(
     for name, _ in config.style_layers:
         f = acts[name].astype(jnp.float32)
         f = f * _interior_mask(tile, f.shape[1:3], stride(name))
-        sums["gram/" + name] = jnp.einsum("nhwc,nhwd->ncd", f, f)
+        sums["gram/" + name] = losses.gram_sum(f)
     for name, _ in config.content_layers:
         f = acts[name].astype(jnp.float32)
         s = stride(name)

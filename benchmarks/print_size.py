@@ -1,0 +1,90 @@
+"""Big pictures: the memory plan against the measured peak, and the time a step, whole or tiled.
+
+  python benchmarks/print_size.py --runs 1024,1024:512,2048,2048:1024,full:1536 [--steps 3]
+
+Each run (``SIZE`` or ``SIZE:TILE``; ``full`` is the photo's own size) is a fresh process: it
+plans the finest pass with :func:`jnst.memory.plan_memory` (as ``--dry-run`` does), runs
+``--steps`` steps at that size alone (no coarser passes) and reports the plan's peak estimate,
+the process's peak resident memory (``ru_maxrss``), the first chunk's time (targets and
+compilation included) and the time a step after it. One JSON line per run; a table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import quality  # this script's folder is first on sys.path
+from _system import cpu_model
+from report import fmt, table
+
+
+def worker(size: str, tile: int, steps: int, content: str, style: str) -> dict:
+    """One run in this process (see the module docstring)."""
+    from jnst import images, memory
+    from jnst.config import StyleConfig
+    from jnst.loop import default_chunk_size
+    from jnst.stylize import stylize
+    from jnst.vgg import Model
+
+    start = time.perf_counter()
+    model = Model.create()
+    photo = images.load_image(quality.find_image(content))
+    picture = images.load_image(quality.find_image(content), None if size == "full" else int(size))
+    painting = images.load_style(quality.find_image(style), picture.shape[:2])
+    hw = picture.shape[:2]
+    config = StyleConfig(steps=steps, scale_start=0)
+    chunk = default_chunk_size(None, hw[0] * hw[1])
+    plan = memory.plan_memory(model, hw, config, sides=(max(hw),), steps=(steps,), chunk=chunk, unroll=True,
+                              budget=memory.available_bytes(), tile=tile)  # fmt: skip
+    marks = [(0, time.perf_counter())]
+    record = lambda step, *_: marks.append((step, time.perf_counter()))  # noqa: E731
+    stylize(picture, painting, config, model=model, tile=plan.tile, callback=record)
+    (_, t0), (s1, t1), (s2, t2) = marks[0], marks[1], marks[-1]
+    return {
+        "size": f"{hw[1]}x{hw[0]}", "photo": f"{photo.shape[1]}x{photo.shape[0]}", "tile": plan.tile,
+        "tiles": plan.tiles, "estimate_gb": plan.peak / 2**30,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "first_chunk_s": t1 - t0, "s_per_step": (t2 - t1) / (s2 - s1) if s2 > s1 else None,
+        "total_s": time.perf_counter() - start, "megapixels": hw[0] * hw[1] / 1e6,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="1024,1024:512,2048,2048:1024,full:1536")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--content", default="tubingen")
+    parser.add_argument("--style", default="starry_night")
+    parser.add_argument("--json", type=Path, help="append the runs here")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        size, _, tile = args.worker.partition(":")
+        print(json.dumps(worker(size, int(tile or 0), args.steps, args.content, args.style)))
+        return
+    rows = []
+    for run in args.runs.split(","):
+        cmd = [sys.executable, __file__, "--worker", run, "--steps", str(args.steps),
+               "--content", args.content, "--style", args.style]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"{run}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            continue
+        row = {"run": run, **json.loads(proc.stdout.splitlines()[-1]), "cpu": cpu_model()}
+        print(json.dumps(row), flush=True)
+        if args.json:
+            with args.json.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+        rows.append(row)
+    head = ["size", "tile", "tiles", "estimate_gb", "peak_rss_gb", "first_chunk_s", "s_per_step"]
+    print(table(head, [[fmt(r[k]) if isinstance(r[k], float) else str(r[k]) for k in head] for r in rows]))
+
+
+if __name__ == "__main__":
+    main()
