@@ -5,7 +5,7 @@
 Each run (``SIZE`` or ``SIZE:TILE``; ``full`` is the photo's own size) is a fresh process: it
 plans the finest pass with :func:`jnst.memory.plan_memory` (as ``--dry-run`` does), runs
 ``--steps`` steps at that size alone (no coarser passes) and reports the plan's peak estimate,
-the process's peak resident memory (``ru_maxrss``), the first chunk's time (targets and
+the process's peak resident memory (``VmHWM``), the first chunk's time (targets and
 compilation included) and the time a step after it. One JSON line per run; a table at the end.
 """
 
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import quality  # this script's folder is first on sys.path
-from _system import cpu_model
+from _system import cpu_model, peak_rss_mib
 from report import fmt, table
 
 
@@ -49,7 +48,7 @@ def worker(size: str, tile: int, steps: int, content: str, style: str) -> dict:
     return {
         "size": f"{hw[1]}x{hw[0]}", "photo": f"{photo.shape[1]}x{photo.shape[0]}", "tile": plan.tile,
         "tiles": plan.tiles, "estimate_gb": plan.peak / 2**30,
-        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gb": peak_rss_mib() / 2**10,
         "first_chunk_s": t1 - t0, "s_per_step": (t2 - t1) / (s2 - s1) if s2 > s1 else None,
         "total_s": time.perf_counter() - start, "megapixels": hw[0] * hw[1] / 1e6,
     }  # fmt: skip

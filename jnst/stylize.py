@@ -258,8 +258,8 @@ def stylize_batch(
                 snapshots.append((step, finish(state)))
                 continue
             if len(pass_tiles) > 1:
-                state, terms = tiles.run_steps(model.graphdef, model.params, targets, weights, state,
-                                               config=compiled, length=length, tiles=pass_tiles)  # fmt: skip
+                state, terms = tiles.run_steps(pass_tiles, (model.graphdef, model.params), targets, weights, state,
+                                               config=compiled, length=length)  # fmt: skip
             else:
                 state, terms = run_chunk(
                     model.graphdef, model.params, targets, weights, state,

@@ -193,22 +193,16 @@ _apply_gradient = jax.jit(apply_gradient, static_argnames="config", donate_argna
 
 
 def run_steps(
-    graphdef: nnx.GraphDef,
-    params: nnx.State,
-    targets: Targets,
-    weights: Weights,
-    state: LoopState,
-    *,
-    config: StyleConfig,
-    length: int,
-    tiles: list[Tile],
-) -> tuple[LoopState, dict[str, Array]]:
+    tiles: list[Tile], net: tuple[nnx.GraphDef, nnx.State], targets: Targets, weights: Weights, state: LoopState,
+    *, config: StyleConfig, length: int,
+) -> tuple[LoopState, dict[str, Array]]:  # fmt: skip
     """``length`` optimiser steps on tiled gradients: :func:`jnst.loop.run_chunk` for a picture
     that does not fit in memory whole (the steps run from Python, tile after tile)."""
     history = []
-    state = jax.tree.map(jnp.copy, state)  # distinct buffers (a pass starts with image = average) to donate
+    if int(state.count) == 0:  # a pass starts with image = average (one buffer): distinct ones to donate
+        state = jax.tree.map(jnp.copy, state)
     for _ in range(length):
-        (total, terms), grad = value_and_grad(state.image, graphdef, params, targets, weights, config, tiles)
+        (total, terms), grad = value_and_grad(state.image, *net, targets, weights, config, tiles)
         state = _apply_gradient(state, grad, config)
         history.append({"total": total, **terms})
     return state, {k: jnp.stack([h[k] for h in history]) for k in history[0]}
