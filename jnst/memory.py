@@ -110,7 +110,7 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
     image = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
     state = jax.eval_shape(lambda x: LoopState.start(x, compiled), image)
     targets = _abstract_targets(model, hw, compiled)
-    t = max(tiles.plan(hw, tile), key=lambda t: (t.wy1 - t.wy0) * (t.wx1 - t.wx0))  # the largest window
+    t = _largest_tile(hw, tile)
     window = jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
     sums = jax.eval_shape(
         lambda w: tiles.tile_sums(w, tiles.tile_box(t), model.graphdef, model.params, targets, compiled), window
@@ -171,9 +171,9 @@ def plan_memory(
     # A tile's program grows with its window's pixels: measured once at 1024 px, then the largest
     # tile estimated to fit is measured exactly (each measurement is a compilation).
     picture, program = _tiled_parts(model, hw, config, 1024)
-    per_pixel = program / _largest_window(hw, 1024)
+    per_pixel = program / _window_pixels(_largest_tile(hw, 1024))
     for side in (s for s in TILE_SIDES if s < max(hw)):
-        if base + picture + per_pixel * _largest_window(hw, side) <= budget:
+        if base + picture + per_pixel * _window_pixels(_largest_tile(hw, side)) <= budget:
             peak = base + tiled_bytes(model, hw, config, side)
             if peak <= budget:
                 return Plan(sides, steps, hw, side, len(tiles.plan(hw, side)), peak, budget)
@@ -186,6 +186,10 @@ def plan_memory(
     )
 
 
-def _largest_window(hw: tuple[int, int], tile: int) -> int:
-    """Pixels of the largest window of a picture of ``hw`` in tiles of ``tile`` px."""
-    return max((t.wy1 - t.wy0) * (t.wx1 - t.wx0) for t in tiles.plan(hw, tile))
+def _largest_tile(hw: tuple[int, int], tile: int) -> tiles.Tile:
+    """The tile with the largest window of a picture of ``hw`` in tiles of ``tile`` px."""
+    return max(tiles.plan(hw, tile), key=_window_pixels)
+
+
+def _window_pixels(t: tiles.Tile) -> int:
+    return (t.wy1 - t.wy0) * (t.wx1 - t.wx0)

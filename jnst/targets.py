@@ -72,6 +72,15 @@ def layer_masks(masks: Array, layers: tuple[str, ...]) -> dict[str, Array]:
     return out
 
 
+def style_blend(config: StyleConfig, count: int) -> np.ndarray:
+    """Each of ``count`` style images' share of the blend (``config.style_blend``, normalised;
+    equal shares when it is empty)."""
+    blend = np.asarray(config.style_blend or [1.0] * count, np.float32)
+    if len(blend) != count:
+        raise ValueError(f"style_blend has {len(blend)} weights for {count} style images")
+    return blend / blend.sum()
+
+
 def compute_targets(
     model: Model,
     content: Array,
@@ -93,10 +102,7 @@ def compute_targets(
         per_style = [_grams(*net, s, style_layers, config.padding) for s in styles]
         grams = {n: jnp.concatenate([g[n] for g in per_style]) for n in style_layers}
         return Targets(c, grams, layer_masks(jnp.asarray(masks, jnp.float32), style_layers), {})
-    blend = np.asarray(config.style_blend or [1.0] * len(styles), np.float32)
-    if len(blend) != len(styles):
-        raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
-    blend = blend / blend.sum()
+    blend = style_blend(config, len(styles))
     if config.style_loss == "wasserstein":
         fits = [_gaussians(*net, s, style_layers, config.padding) for s in styles]
         return Targets(c, {}, {}, {n: _blend_gaussians([f[n] for f in fits], blend) for n in style_layers})

@@ -30,7 +30,7 @@ from jnst import losses
 from jnst.config import StyleConfig
 from jnst.loop import LoopState, apply_gradient
 from jnst.objective import Weights
-from jnst.targets import Targets
+from jnst.targets import Targets, style_blend
 from jnst.vgg import features, stride
 
 Array = jax.Array
@@ -119,6 +119,11 @@ _STATIC = ("graphdef", "config")
 _tile_sums_jit = jax.jit(tile_sums, static_argnames=_STATIC)
 
 
+def _positions(hw: tuple[int, int], layer: str) -> int:
+    """Positions of ``layer``'s map for a picture of ``hw`` (a Gram sum's divisor)."""
+    return (hw[0] // stride(layer)) * (hw[1] // stride(layer))
+
+
 def _loss_of_sums(
     sums: dict[str, Array], hw: tuple[int, int], targets: Targets, weights: Weights, config: StyleConfig
 ) -> tuple[Array, dict[str, Array]]:
@@ -130,8 +135,7 @@ def _loss_of_sums(
     )
     style = 0.0
     for n, w in weights.style_layers.items():
-        positions = (hw[0] // stride(n)) * (hw[1] // stride(n))
-        style += w * losses.squared_error(sums["gram/" + n] / positions, targets.grams[n], norm)
+        style += w * losses.squared_error(sums["gram/" + n] / _positions(hw, n), targets.grams[n], norm)
     content, style = jnp.asarray(content, jnp.float32), jnp.asarray(style, jnp.float32)
     partial = weights.content * content + weights.style * style
     return partial, {"content": weights.content * content, "style": weights.style * style}
@@ -233,15 +237,11 @@ def compute_targets(
                 oy, ox = t.wy0 // s, t.wx0 // s
                 maps[name][:, y0:y1, x0:x1] = np.asarray(f[:, y0 - oy : y1 - oy, x0 - ox : x1 - ox], np.float32)
     grams_only, no_targets = config.replace(content_layers=()), Targets({}, {}, {}, {})
-    blend = np.asarray(config.style_blend or [1.0] * len(styles), np.float32)
-    if len(blend) != len(styles):
-        raise ValueError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
     grams: dict[str, Array] = {}
-    for w, style in zip(blend / blend.sum(), styles, strict=True):
+    for w, style in zip(style_blend(config, len(styles)), styles, strict=True):
         hw = style.shape[1:3]
         for t in plan(hw, tile):
             sums = _tile_sums_jit(_window(style, t), tile_box(t), graphdef, params, no_targets, grams_only)
             for name, _ in config.style_layers:
-                positions = (hw[0] // stride(name)) * (hw[1] // stride(name))
-                grams[name] = grams.get(name, 0.0) + w * sums["gram/" + name] / positions
+                grams[name] = grams.get(name, 0.0) + w * sums["gram/" + name] / _positions(hw, name)
     return Targets({k: jnp.asarray(v) for k, v in maps.items()}, grams, {}, {})
