@@ -319,6 +319,15 @@ def _init_path(args: argparse.Namespace) -> Path | None:
     return None if args.init is None or args.init in config_lib.INITS else Path(args.init)
 
 
+def _refuse_overwriting_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """Writing an output that is also an input (by whatever path: relative, a symlink, a hard
+    link) would destroy that input: refuse it before the long computation."""
+    for out in outputs:
+        for path in inputs:
+            if out.is_file() and os.path.samefile(out, path):
+                raise UsageError(f"{out}: is also an input image ({path}); give another output path")
+
+
 def _join_cluster(args: argparse.Namespace) -> None:
     """With ``--distributed`` or one of its flags, join the multi-host run (before anything else
     uses JAX); every process then runs the same steps, and only process 0 writes and reports."""
@@ -396,6 +405,8 @@ def _stylize(args: argparse.Namespace) -> int:
             images.check_image(init_path)
         except images.ImageError as err:
             raise UsageError(f"--init {err} (give {', '.join(config_lib.INITS)} or an image file)") from None
+    inputs = [args.content, *style_paths, *mask_paths, *([init_path] if init_path else [])]
+    _refuse_overwriting_inputs([args.output], inputs)
     images.check_writable(args.output)
     compile_cache.enable()
     model = Model.create(load(args.weights), cfg.pooling)
@@ -509,7 +520,9 @@ def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
             args.output.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UsageError(f"{args.output}: cannot create output folder ({err.strerror})") from None
-    for path in [*outputs.values(), *([target(s, None, "sweep") for s in stems] if name else [])]:
+    sheets = [target(s, None, "sweep") for s in stems] if name else []
+    _refuse_overwriting_inputs([*outputs.values(), *sheets], [*contents, *style_paths])
+    for path in [*outputs.values(), *sheets]:
         images.check_writable(path)
     compile_cache.enable()
     model = Model.create(load(args.weights), cfg.pooling)

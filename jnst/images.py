@@ -9,12 +9,16 @@ output behind.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import struct
+import sys
 import uuid
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,9 @@ _FORMATS: dict[str, tuple[str, dict[str, object]]] = {
 
 # What Pillow's decoders raise on damaged data.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+# A write that fails for want of space: a full disk or quota, or the process's file size limit.
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa")
@@ -81,6 +88,25 @@ def style_size(content_hw: tuple[int, int], style_hw: tuple[int, int], scale: fl
     return fit_long_side(style_hw, max(1, round(scale * max(content_hw))))
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Pillow while it reads an input: its warnings (corrupt EXIF, truncated tags) and
+    what libtiff prints straight to file descriptor 2.  Damage that matters raises instead, so
+    the CLI's one error line stays the only one."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _open(path: Path) -> Image.Image:
     """Open ``path`` lazily (header only) after checking it is a plausible, not too large image."""
     if not path.exists():
@@ -92,9 +118,8 @@ def _open(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise _error(path, "empty file")
     try:
-        with warnings.catch_warnings():
-            # MAX_PIXELS below decides; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # MAX_PIXELS below decides; Pillow's DecompressionBombWarning would only be noise.
+        with _quiet():
             img = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise _error(path, f"image too large, a decompression bomb? ({exc})") from exc
@@ -152,6 +177,19 @@ def _resize(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0)
 
 
+def _decode(path: Path) -> np.ndarray:
+    """The whole of ``path`` decoded (the first frame of an animation), turned upright by its
+    EXIF orientation, as float32 (H, W, 3) RGB in [0, 1]."""
+    with _open(path) as img:
+        try:
+            with _quiet():
+                img.load()  # decode everything now, so truncation shows up here
+                ImageOps.exif_transpose(img, in_place=True)
+                return _to_rgb(img)
+        except _DECODE_ERRORS as exc:
+            raise _error(path, f"truncated or corrupt image ({_reason(exc)})") from exc
+
+
 def load_image(
     path: os.PathLike | str, long_side: int | None = None, *, size: tuple[int, int] | None = None
 ) -> np.ndarray:
@@ -166,14 +204,7 @@ def load_image(
         raise ValueError("give long_side or size, not both")
     if size is not None and min(size) < 1:
         raise ValueError(f"size must be positive, got {size}")
-    path = Path(path)
-    with _open(path) as img:
-        try:
-            img.load()  # decode everything now, so truncation shows up here
-            ImageOps.exif_transpose(img, in_place=True)
-            rgb = _to_rgb(img)
-        except _DECODE_ERRORS as exc:
-            raise _error(path, f"truncated or corrupt image ({_reason(exc)})") from exc
+    rgb = _decode(Path(path))
     if long_side is not None:
         size = fit_long_side(rgb.shape[:2], long_side)
     return _resize(rgb, size) if size is not None else rgb
@@ -197,11 +228,7 @@ def load_mask_map(path: os.PathLike | str, hw: tuple[int, int], regions: int) ->
     edges stay exact and no blended colours appear.
     """
     path = Path(path)
-    with _open(path) as img:
-        try:
-            rgb = np.asarray(ImageOps.exif_transpose(img).convert("RGB").resize(hw[::-1], Image.Resampling.NEAREST))
-        except _DECODE_ERRORS as exc:
-            raise _error(path, f"truncated or corrupt image ({_reason(exc)})") from exc
+    rgb = np.asarray(Image.fromarray(to_uint8(_decode(path))).resize(hw[::-1], Image.Resampling.NEAREST))
     colours, labels = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
     if len(colours) != regions:
         raise _error(path, f"mask map has {len(colours)} colours, expected one per style ({regions})")
@@ -280,7 +307,8 @@ def save_image(image: np.ndarray, path: os.PathLike | str) -> None:
             os.fsync(file.fileno())
         os.replace(temp, path)
     except (OSError, ValueError) as exc:
-        raise _error(path, f"cannot save ({_reason(exc)})") from exc
+        full = ": disk full or file size limit reached" if getattr(exc, "errno", None) in _FULL_DISK else ""
+        raise _error(path, f"cannot save{full} ({_reason(exc)})") from exc
     finally:
         temp.unlink(missing_ok=True)  # gone already after a successful replace
 
