@@ -13,6 +13,8 @@ from jnst.config import StyleConfig
 from jnst.targets import Targets
 from jnst.vgg import features
 
+Array = jax.Array
+
 
 class Weights(NamedTuple):
     """The objective's weights as arrays: alpha, beta, gamma and each layer's share.
@@ -67,8 +69,12 @@ def objective(
         )
     else:
         style = losses.style_loss(acts, targets.grams, weights.style_layers, norm)
-    tv = losses.total_variation_loss(image)
+    return weigh(content, style, losses.total_variation_loss(image), weights)
+
+
+def weigh(content: Array, style: Array, tv: Array, weights: Weights) -> tuple[Array, dict[str, Array]]:
+    """The total loss and its weighted ``content``, ``style`` and ``tv`` terms from the unweighted
+    ones (shared by the whole-picture objective and the tiled one, :mod:`jnst.tiles`)."""
     content, style = jnp.asarray(content, jnp.float32), jnp.asarray(style, jnp.float32)
     terms = {"content": weights.content * content, "style": weights.style * style, "tv": weights.tv * tv}
-    total = losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv)
-    return total, terms
+    return losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv), terms

@@ -29,7 +29,7 @@ from flax import nnx
 from jnst import losses
 from jnst.config import StyleConfig
 from jnst.loop import LoopState, apply_gradient
-from jnst.objective import Weights
+from jnst.objective import Weights, weigh
 from jnst.targets import Targets, style_blend
 from jnst.vgg import features, stride
 
@@ -127,7 +127,7 @@ def _positions(hw: tuple[int, int], layer: str) -> int:
 def _loss_of_sums(
     sums: dict[str, Array], hw: tuple[int, int], targets: Targets, weights: Weights, config: StyleConfig
 ) -> tuple[Array, dict[str, Array]]:
-    """The content and style terms of :func:`jnst.objective.objective` from the whole picture's sums."""
+    """:func:`jnst.objective.objective` without its TV term, from the whole picture's sums."""
     norm = config.loss_norm
     content = sum(
         w * losses.error_from_sums(sums["sq/" + n], sums["abs/" + n], targets.content[n], norm)
@@ -136,9 +136,7 @@ def _loss_of_sums(
     style = 0.0
     for n, w in weights.style_layers.items():
         style += w * losses.squared_error(sums["gram/" + n] / _positions(hw, n), targets.grams[n], norm)
-    content, style = jnp.asarray(content, jnp.float32), jnp.asarray(style, jnp.float32)
-    partial = weights.content * content + weights.style * style
-    return partial, {"content": weights.content * content, "style": weights.style * style}
+    return weigh(content, style, jnp.zeros((), jnp.float32), weights)  # TV: on the whole picture, by the caller
 
 
 @functools.partial(jax.jit, static_argnames=("hw", "config"))
@@ -190,7 +188,7 @@ def value_and_grad(
         grad = grad.at[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :].add(g)
     tv, tv_grad = jax.value_and_grad(losses.total_variation_loss)(image)
     terms = {**terms, "tv": weights.tv * tv}
-    return (partial + weights.tv * tv, terms), grad + weights.tv * tv_grad
+    return (partial + terms["tv"], terms), grad + weights.tv * tv_grad
 
 
 _apply_gradient = jax.jit(apply_gradient, static_argnames="config", donate_argnames="state")
