@@ -436,8 +436,8 @@ def _stylize(args: argparse.Namespace) -> int:
         except images.ImageError as err:
             raise UsageError(f"--init {err} (give {', '.join(config_lib.INITS)} or an image file)") from None
     images.check_writable(args.output)
-    checkpoints = _checkpoints(args)
     compile_cache.enable()
+    checkpoints = _checkpoints(args)
     model = Model.create(load(args.weights), cfg.pooling)
     content = images.load_image(args.content, args.size)
     init_image = None if init_path is None else images.load_image(init_path, size=content.shape[:2])

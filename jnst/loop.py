@@ -151,7 +151,7 @@ class DivergedError(ArithmeticError):
 
 @jax.jit
 def _pixels_finite(image: Array) -> Array:
-    return jnp.isfinite(image).all()
+    return jnp.isfinite(image).all().reshape(1)  # 1-d: to_host may all-gather it across hosts
 
 
 def check_finite(start: int, terms: dict[str, Array], state: LoopState) -> None:
@@ -163,7 +163,7 @@ def check_finite(start: int, terms: dict[str, Array], state: LoopState) -> None:
     if bad.any():
         k = int(np.argmax(bad))
         raise DivergedError(start + k + 1, f"loss is {total[~np.isfinite(total[:, k]), k][0]}")
-    if not pixels_finite:
+    if not pixels_finite.all():
         raise DivergedError(start + total.shape[-1], "pixels are nan")
 
 
