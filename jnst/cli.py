@@ -505,6 +505,8 @@ def _stylize(args: argparse.Namespace) -> int:
     images.save_image(result.image, args.output)
     if checkpoints is not None:
         checkpoints.finish(keep=args.keep_checkpoint)
+        if args.keep_checkpoint:
+            print(f"checkpoint kept in {checkpoints.folder}")
     if snapshot_dir is not None:
         images.save_image(result.snapshots[0][1], snapshot_dir / "step_00000.png")
         sheet = images.contact_sheet([img for _, img in result.snapshots], [f"step {s}" for s, _ in result.snapshots])

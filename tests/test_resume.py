@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from jnst import StyleConfig, checkpoint, cli, compile_cache, stylize
-from jnst.checkpoint import CheckpointError, Checkpoints
+from jnst.checkpoint import CheckpointError, Checkpoints, Position
 from jnst.loop import DivergedError
 
 stylize_module = sys.modules["jnst.stylize"]
@@ -110,6 +110,26 @@ def test_fingerprint_covers_every_config_field_and_input():
     ]
     other = checkpoint.fingerprint([cfg.replace(chunk_size=3)], {"content": [image], "masks": [image[..., 0]]})
     assert checkpoint.differences(base, other) == ["config.chunk_size 0 -> 3", "masks"]
+
+
+def test_when_checkpoints_are_saved(tmp_path, monkeypatch):
+    """Every N steps rounded up to a chunk's end, and at least every so many seconds."""
+    clock = [0.0]
+    monkeypatch.setattr(checkpoint.time, "monotonic", lambda: clock[0])
+
+    def saves(checkpoints: Checkpoints, seconds_a_chunk: float) -> list[int]:
+        saved = []
+        for step in range(5, 45, 5):  # chunks of 5 steps
+            clock[0] += seconds_a_chunk
+            checkpoints.reached(Position(step, 0, [np.full(3, step, np.float32)], [{"total": np.zeros(5)}]))
+            saved.append(checkpoints.saved_step)
+        return sorted(set(saved) - {-1})
+
+    assert saves(Checkpoints(tmp_path / "a", every_steps=12), 1.0) == [15, 25, 40]
+    assert saves(Checkpoints(tmp_path / "b", every_seconds=100), 30.0) == [20, 40]
+    position = checkpoint.load(tmp_path / "b", {})
+    assert (position.step, position.state[0].tolist()) == (40, [40.0] * 3)
+    assert position.history[0]["total"].shape == (5,)
 
 
 def test_remaining_chunks_after_a_checkpoint():
@@ -245,7 +265,6 @@ def test_killed_and_resumed_runs_are_bitwise_identical(pair, tmp_path):
         out = tmp_path / f"out{trial}.png"
         kill_chain(["stylize", *pair, "-o", str(out), *KILL_ARGS], Path(f"{out}.ckpt"), env, rng, tmp_path / "log")
         assert out.read_bytes() == reference.read_bytes(), f"trial {trial}"
-        assert not Path(f"{out}.ckpt").exists()
 
 
 def kill_chain(argv: list[str], folder: Path, env: dict[str, str], rng: random.Random, log: Path) -> None:
@@ -280,7 +299,8 @@ def kill_chain(argv: list[str], folder: Path, env: dict[str, str], rng: random.R
     assert again, message
     command = shlex.split(again.group(1))
     assert command[0] == "jnst" and command[-1] == "--resume"
-    # 5. To the end.
-    done = subprocess.run([sys.executable, "-m", "jnst", *command[1:], "--quiet"], env=env, capture_output=True,
-                          timeout=300)  # fmt: skip
+    # 5. To the end, keeping the final checkpoint this time.
+    done = subprocess.run([sys.executable, "-m", "jnst", *command[1:], "--quiet", "--keep-checkpoint"], env=env,
+                          capture_output=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert steps_saved(folder) == [30]
