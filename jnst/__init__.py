@@ -2,8 +2,9 @@
 
 Pipeline, one module each: images (Pillow in/out) -> vgg (features) -> losses -> targets ->
 objective -> loop (compiled chunks of optimiser steps) under schedule (coarse to fine) ->
-images; stylize is the public orchestration, config holds the settings and presets, weights
-the VGG19 file format, convert the importers, cli the command line.
+images; stylize is the public orchestration (checkpoint saves and resumes it), config holds
+the settings and presets, weights the VGG19 file format, convert the importers, cli the command
+line.
 """
 
 from jnst.config import PRESETS, StyleConfig, preset

@@ -2,13 +2,20 @@
 
 Every problem with the input gets one line on stderr and exit code 2, found before the long
 computation starts; Ctrl-C writes the image reached so far. ``stylize`` keeps JAX's compiled
-programs in a persistent cache (:mod:`jnst.compile_cache`), so that a rerun skips compilation.
+programs in a persistent cache (:mod:`jnst.compile_cache`), so that a rerun skips compilation,
+and checkpoints a run beside its output (``OUT.ckpt/``, :mod:`jnst.checkpoint`): Ctrl-C or
+SIGTERM writes the image and a checkpoint and says how to ``--resume``.
+
+Exit codes: 0 done; 2 bad input (one line); 3 diverged (a NaN or Inf in the loss or pixels: the
+last good image and checkpoint are kept, one line names the step); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -23,7 +30,9 @@ from jnst.vgg import LAYERS
 from jnst.weights import WeightsError
 
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
+CHECKPOINT_SECONDS = 300.0  # a long run is checkpointed at least this often
 
 
 class UsageError(Exception):
@@ -211,6 +220,16 @@ def _add_stylize(sub) -> None:
     )
     out.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    runs = s.add_argument_group("long runs")
+    runs.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        metavar="N",
+        help=f"checkpoint every N steps into OUTPUT.ckpt/ (always: every {CHECKPOINT_SECONDS / 60:g} minutes)",
+    )
+    runs.add_argument("--resume", action="store_true", help="continue the run checkpointed in OUTPUT.ckpt/")
+    runs.add_argument("--keep-checkpoint", action="store_true", help="keep the checkpoint after the run finishes")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jnst", description="Neural style transfer in JAX (Gatys et al., VGG19).")
@@ -370,9 +389,29 @@ def _memory_plan(args: argparse.Namespace, model, hw: tuple[int, int], cfg, side
     return plan.tile
 
 
+def _checkpoints(args: argparse.Namespace):
+    """The run's :class:`jnst.checkpoint.Checkpoints` in ``OUTPUT.ckpt/``; None in a multi-host run
+    (where they are not supported)."""
+    import jax
+
+    from jnst.checkpoint import Checkpoints
+
+    folder = args.output.with_name(args.output.name + ".ckpt")
+    if jax.process_count() > 1:
+        if args.resume or args.checkpoint_every or args.keep_checkpoint:
+            raise UsageError("checkpoints (--resume, --checkpoint-every, --keep-checkpoint) work on one host only")
+        return None
+    if args.resume and not folder.is_dir():
+        raise UsageError(f"no checkpoint at {folder} to resume")
+    if not args.resume and folder.exists():
+        raise UsageError(f"{folder} holds a checkpoint: add --resume to continue that run, or delete it to start over")
+    every = args.checkpoint_every or 0
+    return Checkpoints(folder, every_steps=every, every_seconds=CHECKPOINT_SECONDS, resume=args.resume)
+
+
 def _stylize(args: argparse.Namespace) -> int:
     from jnst import plot
-    from jnst.loop import default_chunk_size
+    from jnst.loop import DivergedError, default_chunk_size
     from jnst.stylize import pass_plan, stylize
     from jnst.vgg import Model
     from jnst.weights import load
@@ -409,6 +448,7 @@ def _stylize(args: argparse.Namespace) -> int:
     _refuse_overwriting_inputs([args.output], inputs)
     images.check_writable(args.output)
     compile_cache.enable()
+    checkpoints = _checkpoints(args)
     model = Model.create(load(args.weights), cfg.pooling)
     content = images.load_image(args.content, args.size)
     init_image = None if init_path is None else images.load_image(init_path, size=content.shape[:2])
@@ -444,8 +484,9 @@ def _stylize(args: argparse.Namespace) -> int:
     progress = _Progress(sum(pass_steps), args.quiet, on_step)
     start = time.perf_counter()
     try:
-        result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image,
-                         shard=args.shard, devices=args.devices, tile=tile)  # fmt: skip
+        with contextlib.nullcontext() if checkpoints is None else checkpoints.signals():
+            result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image,
+                             shard=args.shard, devices=args.devices, tile=tile, checkpoints=checkpoints)  # fmt: skip
     except KeyboardInterrupt:
         progress.bar.close()
         if progress.image is None:
@@ -453,11 +494,30 @@ def _stylize(args: argparse.Namespace) -> int:
         else:
             images.save_image(progress.image, args.output)
             print(f"jnst: interrupted at step {progress.step}; wrote {args.output}", file=sys.stderr)
+        saved = None if checkpoints is None else checkpoints.save_latest()
+        if saved is not None:
+            again = shlex.join(["jnst", *args.argv, *([] if args.resume else ["--resume"])])
+            print(f"jnst: checkpoint of step {checkpoints.saved_step} in {saved.parent}; resume with: {again}",
+                  file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
+    except DivergedError as err:
+        progress.bar.close()
+        kept = "nothing written"
+        if progress.image is not None:
+            images.save_image(progress.image, args.output)
+            kept = f"wrote the last good image (step {progress.step}) to {args.output}"
+        if checkpoints is not None and checkpoints.save_latest() is not None:
+            kept += f", its checkpoint in {checkpoints.folder}"
+        print(f"jnst: {err}; {kept}", file=sys.stderr)
+        return EXIT_DIVERGED
     progress.bar.close()
     if not _writes():
         return 0
     images.save_image(result.image, args.output)
+    if checkpoints is not None:
+        checkpoints.finish(keep=args.keep_checkpoint)
+        if args.keep_checkpoint:
+            print(f"checkpoint kept in {checkpoints.folder}")
     if snapshot_dir is not None:
         images.save_image(result.snapshots[0][1], snapshot_dir / "step_00000.png")
         sheet = images.contact_sheet([img for _, img in result.snapshots], [f"step {s}" for s, _ in result.snapshots])
@@ -478,6 +538,7 @@ def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     """Several contents (``-o DIR/``) and/or a ``--sweep``: photos of one size, times the sweep's
     values, run as one batch (:func:`jnst.stylize.stylize_batch`); each image is written as its
     batch finishes, and a sweep gets a labelled contact sheet per photo."""
+    from jnst.loop import DivergedError
     from jnst.stylize import pass_plan, stylize_batch
     from jnst.vgg import Model
     from jnst.weights import load
@@ -494,6 +555,9 @@ def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         "--tile": args.tile,
         "--max-memory": args.max_memory,
         "--dry-run": args.dry_run,
+        "--resume": args.resume,
+        "--checkpoint-every": args.checkpoint_every,
+        "--keep-checkpoint": args.keep_checkpoint,
     }
     for flag, given in {**single_only, "--init FILE": _init_path(args)}.items():
         if given:
@@ -548,6 +612,10 @@ def _stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
             progress.bar.close()
             print(f"jnst: interrupted; {written} of {len(outputs)} images written", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except DivergedError as err:
+            progress.bar.close()
+            print(f"jnst: {err}; {written} of {len(outputs)} images written", file=sys.stderr)
+            return EXIT_DIVERGED
         progress.bar.close()
         if not _writes():
             continue
@@ -608,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for the --resume line after an interrupt
         return COMMANDS[args.command](args)
     except (UsageError, images.ImageError, WeightsError, ValueError) as err:
         message = " ".join(str(err).splitlines())

@@ -16,11 +16,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Sharding
 
 from jnst.config import StyleConfig
+from jnst.devices import to_host
 from jnst.lbfgs import scale_by_guarded_lbfgs
 from jnst.objective import Weights, objective
 from jnst.targets import Targets
@@ -137,6 +139,32 @@ def run_chunk(
         return state, jax.tree.map(lambda *t: jnp.stack(t), *per_step)
 
     return (jax.vmap(chunk) if batched else chunk)(targets, weights, state)
+
+
+class DivergedError(ArithmeticError):
+    """A NaN or Inf in the loss or the pixels: the run stopped at the chunk where it appeared."""
+
+    def __init__(self, step: int, what: str):
+        self.step, self.what = step, what
+        super().__init__(f"diverged at step {step} ({what}): lower the learning rate or the weights")
+
+
+@jax.jit
+def _pixels_finite(image: Array) -> Array:
+    return jnp.isfinite(image).all().reshape(1)  # 1-d: to_host may all-gather it across hosts
+
+
+def check_finite(start: int, terms: dict[str, Array], state: LoopState) -> None:
+    """Raise :class:`DivergedError` when the chunk that began after ``start`` steps returned a
+    non-finite loss or left non-finite pixels (one small transfer: the losses and a flag)."""
+    total, pixels_finite = to_host((terms["total"], _pixels_finite(state.image)))
+    total = total.reshape(-1, total.shape[-1])  # items x steps
+    bad = ~np.isfinite(total).all(axis=0)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DivergedError(start + k + 1, f"loss is {total[~np.isfinite(total[:, k]), k][0]}")
+    if not pixels_finite.all():
+        raise DivergedError(start + total.shape[-1], "pixels are nan")
 
 
 def segments(start: int, steps: int, snapshot_every: int, chunk: int) -> list[int]:

@@ -15,11 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnst import color, tiles
+from jnst import checkpoint, color, tiles
+from jnst.checkpoint import Checkpoints, Position
 from jnst.config import StyleConfig
 from jnst.devices import check_split, height_split, make_mesh, place, to_host
 from jnst.images import fit_long_side
-from jnst.loop import LoopState, default_chunk_size, run_chunk, segments
+from jnst.loop import LoopState, check_finite, default_chunk_size, run_chunk, segments
 from jnst.objective import Weights
 from jnst.schedule import next_pass, resize, steps_per_pass
 from jnst.targets import compute_targets
@@ -116,6 +117,7 @@ def stylize(
     shard: str = "none",
     devices: int | None = None,
     tile: int = 0,
+    checkpoints: Checkpoints | None = None,
 ) -> StyleResult:
     """Paint ``content`` in the style of ``style`` (float (H, W, 3) RGB in [0, 1]).
 
@@ -129,12 +131,14 @@ def stylize(
     terms and the current image as the result would show it: (H, W, 3) numpy, full size,
     colours restored. ``shard="space"`` splits the image's height over ``devices`` devices;
     ``tile`` > 0 computes each pass bigger than ``tile`` px tile by tile (see
-    :func:`stylize_batch`).
+    :func:`stylize_batch`). ``checkpoints`` saves the run's position as it goes, or resumes it
+    (:class:`jnst.checkpoint.Checkpoints`).
     """
     on_chunk = None if callback is None else lambda step, terms, images: callback(step, terms[0], images[0])
     inits = None if init_image is None else [init_image]
     (result,) = stylize_batch([content], style, [config or StyleConfig()], masks=masks, init_images=inits,
-                              model=model, callback=on_chunk, shard=shard, devices=devices, tile=tile)  # fmt: skip
+                              model=model, callback=on_chunk, shard=shard, devices=devices, tile=tile,
+                              checkpoints=checkpoints)  # fmt: skip
     return result
 
 
@@ -150,6 +154,7 @@ def stylize_batch(
     shard: str = "none",
     devices: int | None = None,
     tile: int = 0,
+    checkpoints: Checkpoints | None = None,
 ) -> list[StyleResult]:
     """:func:`stylize` for a batch, optimised together as one compiled program (``vmap``).
 
@@ -162,6 +167,10 @@ def stylize_batch(
     splits the items, ``"space"`` each image's height (see :mod:`jnst.devices`). With ``tile``
     > 0 (one image, one device, no masks), a pass whose side exceeds ``tile`` px computes its
     targets and every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`).
+    ``checkpoints`` is told the run's position after every chunk, and gives the position to resume
+    from; a resumed run's result is bitwise the uninterrupted one's. A NaN or Inf in the loss or
+    the pixels raises :class:`jnst.loop.DivergedError` at the chunk where it appears, before the
+    callback or a checkpoint sees it.
     """
     n = max(len(contents), len(configs))
     if len(contents) not in (1, n) or len(configs) not in (1, n):
@@ -222,10 +231,16 @@ def stylize_batch(
     if mesh is not None:
         check_split(shard, mesh, n, fit_long_side(full_hw, sides[0])[0])
     split = height_split(mesh) if shard == "space" else None
-    history: list[dict[str, Array]] = []
-    snapshots: list[tuple[int, list[np.ndarray]]] = []
-    step, state = 0, None
-    for side, steps in zip(sides, pass_steps, strict=True):
+    position = Position(0, 0, None)
+    if checkpoints is not None:
+        inputs = {"content": contents_b, "style": styles_b, "init": inits or [], "masks": [masks]}
+        found = checkpoint.fingerprint(configs, {**inputs, "model": [model.params]}, shard=shard, tile=tile)
+        position = checkpoints.begin(found) or position
+    history, snapshots = list(position.history), list(position.snapshots)
+    step, state = position.step, None
+    for index, (side, steps) in enumerate(zip(sides, pass_steps, strict=True)):
+        if index < position.pass_index:
+            continue
         factor = side / max(full_hw)
         hw = fit_long_side(full_hw, side)
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
@@ -241,7 +256,12 @@ def stylize_batch(
                 pass_targets = compute_targets(model, pass_content, pass_styles, item_config, pass_masks)
             items.append((pass_content, pass_targets))
         targets = _stack([t for _, t in items])
-        if state is None:
+        if state is None and position.state is not None:
+            # The state's tree, shapes and dtypes at this pass (abstract: nothing is computed).
+            start = lambda cs: _stack([LoopState.start(c, compiled) for c in cs])  # noqa: E731
+            template = jax.eval_shape(start, [c for c, _ in items])
+            state = checkpoint.restore_state(position.state, template)
+        elif state is None:
             starts = [
                 initial_image(c, cfg, jax.random.key(cfg.seed)) if inits is None else resize(inits[i], hw)
                 for i, ((c, _), cfg) in enumerate(zip(items, configs, strict=True))
@@ -253,7 +273,8 @@ def stylize_batch(
             state = _stack([next_pass(s, hw, compiled) for s in _unstack(state, n)])
         if mesh is not None:
             state, targets, weights = place((state, targets, weights), mesh, shard)
-        for length in segments(step, steps, config.snapshot_every, chunk):
+        pass_start = sum(pass_steps[:index])
+        for length in checkpoint.remaining(segments(pass_start, steps, config.snapshot_every, chunk), pass_start, step):
             if length == 0:
                 snapshots.append((step, finish(state)))
                 continue
@@ -266,10 +287,13 @@ def stylize_batch(
                     config=compiled, length=length, unroll=backend == "cpu", batched=n > 1, split=split,
                 )  # fmt: skip
             history.append(terms)
+            check_finite(step, terms, state)
             step += length
             if callback is not None:
                 terms_np = _unstack(to_host(terms), n)
                 callback(step, terms_np, finish(state))
+            if checkpoints is not None:
+                checkpoints.reached(Position(step, index, state, list(history), list(snapshots)))
     per_item_terms = [_unstack(h, n) for h in to_host(history)]
     finals = finish(state)
     results = []

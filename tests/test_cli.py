@@ -513,6 +513,7 @@ HELP_GROUPS = {
         "--process-id",
     ],
     "output": ["-o", "--size", "--snapshot-every", "--snapshot-dir", "--quiet"],
+    "long runs": ["--checkpoint-every", "--resume", "--keep-checkpoint"],
 }
 
 
