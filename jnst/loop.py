@@ -33,14 +33,18 @@ Array = jax.Array
 def default_chunk_size(backend: str | None = None, pixels: int = 0) -> int:
     """Steps per compiled chunk: short and unrolled on CPU, long and rolled elsewhere.
 
-    On CPU an unrolled chunk's compile time grows with its length while its speed per step
-    stops growing at 5 steps (Adam at 128x96: 0.212 s/step with 5 steps, 0.213 with 10; compile
-    3.7 s against 6.8 s; 2-core AVX2 EPYC), and a coarse-to-fine run compiles one chunk per pass:
-    so 5 steps. XLA:CPU also keeps a few image-sized buffers of every unrolled step alive at
-    once (about 60 MB a step at 1024x768), so images beyond 0.8 megapixels get fewer.
+    On CPU every pass of coarse to fine traces, lowers and compiles its own chunk, at about 1.4 s
+    of CPU time for each step in it, while a longer chunk runs only a little faster a step (2-8 %
+    from 1 to 5 steps; 2-core AVX2 EPYC, 256x192). Below 0.13 megapixels compilation weighs
+    more: a 256 px run (3 passes, 120 steps) took 121 CPU-s with chunks of 2 against 134 with
+    chunks of 5. Above it, 5 steps (10 compile about twice as long for the same speed).
+    XLA:CPU also keeps a few image-sized buffers of every unrolled step alive at once (about 60
+    MB a step at 1024x768), so images beyond 0.8 megapixels get fewer.
     """
     if (backend or jax.default_backend()) != "cpu":
         return 50
+    if pixels < 2**17:
+        return 2
     return max(1, min(5, 2**22 // max(pixels, 1)))
 
 
@@ -149,21 +153,17 @@ class DivergedError(ArithmeticError):
         super().__init__(f"diverged at step {step} ({what}): lower the learning rate or the weights")
 
 
-@jax.jit
-def _pixels_finite(image: Array) -> Array:
-    return jnp.isfinite(image).all().reshape(1)  # 1-d: to_host may all-gather it across hosts
-
-
 def check_finite(start: int, terms: dict[str, Array], state: LoopState) -> None:
     """Raise :class:`DivergedError` when the chunk that began after ``start`` steps returned a
-    non-finite loss or left non-finite pixels (one small transfer: the losses and a flag)."""
-    total, pixels_finite = to_host((terms["total"], _pixels_finite(state.image)))
+    non-finite loss or left non-finite pixels (checked on the host, so that no pass compiles a
+    check of its own)."""
+    total, image = to_host((terms["total"], state.image))
     total = total.reshape(-1, total.shape[-1])  # items x steps
     bad = ~np.isfinite(total).all(axis=0)
     if bad.any():
         k = int(np.argmax(bad))
         raise DivergedError(start + k + 1, f"loss is {total[~np.isfinite(total[:, k]), k][0]}")
-    if not pixels_finite.all():
+    if not np.isfinite(image).all():
         raise DivergedError(start + total.shape[-1], "pixels are nan")
 
 

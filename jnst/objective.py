@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnst import losses
-from jnst.config import StyleConfig
+from jnst.config import REFERENCE_SIDE, StyleConfig
 from jnst.targets import Targets
 from jnst.vgg import features
 
@@ -30,11 +30,12 @@ class Weights(NamedTuple):
     style_layers: dict[str, jax.Array]
 
     @classmethod
-    def of(cls, config: StyleConfig) -> Weights:
-        """The weights that ``config`` names (its style weight resolved to the one in force)."""
+    def of(cls, config: StyleConfig, long_side: int = REFERENCE_SIDE) -> Weights:
+        """The weights that ``config`` names for a picture of ``long_side`` px (its content weight
+        grown and its style weight resolved to the ones in force)."""
         f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         return cls(
-            f32(config.content_weight),
+            f32(config.alpha(long_side)),
             f32(config.beta),
             f32(config.tv_weight),
             {name: f32(w) for name, w in config.content_layers},

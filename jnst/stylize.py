@@ -15,11 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnst import checkpoint, color, tiles
+from jnst import checkpoint, color, images, tiles
 from jnst.checkpoint import Checkpoints, Position
 from jnst.config import StyleConfig
 from jnst.devices import check_split, height_split, make_mesh, place, to_host
-from jnst.images import fit_long_side
 from jnst.loop import LoopState, check_finite, default_chunk_size, run_chunk, segments
 from jnst.objective import Weights
 from jnst.schedule import next_pass, resize, steps_per_pass
@@ -66,7 +65,7 @@ def _as_batch(image: np.ndarray | Array, what: str) -> Array:
 
 
 def _scaled(hw: tuple[int, int], factor: float) -> tuple[int, int]:
-    return fit_long_side(hw, max(1, round(factor * max(hw))))
+    return images.fit_long_side(hw, max(1, round(factor * max(hw))))
 
 
 def _prepare_colors(content: Array, styles: list[Array], mode: str) -> tuple[Array, list[Array]]:
@@ -211,16 +210,17 @@ def stylize_batch(
             )
     model = Model.create(pooling=config.pooling) if model is None else model
     compiled = config.compiled_part()
-    weights = _stack([Weights.of(c) for c in configs])
+    weights = _stack([Weights.of(c, max(full_hw)) for c in configs])
     backend = jax.default_backend()
     chunk = config.chunk_size or default_chunk_size(backend, full_hw[0] * full_hw[1])
     work = [_prepare_colors(c, styles_b, config.color) for c in contents_b]
 
     def finish(state: LoopState) -> list[np.ndarray]:
-        """Each item's image as the user sees it: full size, colours restored."""
+        """Each item's image as the user sees it: full size (resized on the host, so a coarse pass
+        compiles no resize of its own), colours restored."""
         outs = []
         for i, image in enumerate(_unstack(to_host(state.average), n)):
-            out = np.asarray(resize(image, full_hw)[0])
+            out = images.resize(image[0], full_hw)
             if config.color == "luminance":
                 out = color.restore_chroma(out, np.asarray(contents_b[i][0]))
             outs.append(out)
@@ -229,7 +229,7 @@ def stylize_batch(
     sides, pass_steps = pass_plan(full_hw, [s.shape[1:3] for s in styles_b], config, chunk)
     mesh = None if shard == "none" else make_mesh(devices)
     if mesh is not None:
-        check_split(shard, mesh, n, fit_long_side(full_hw, sides[0])[0])
+        check_split(shard, mesh, n, images.fit_long_side(full_hw, sides[0])[0])
     split = height_split(mesh) if shard == "space" else None
     position = Position(0, 0, None)
     if checkpoints is not None:
@@ -242,7 +242,7 @@ def stylize_batch(
         if index < position.pass_index:
             continue
         factor = side / max(full_hw)
-        hw = fit_long_side(full_hw, side)
+        hw = images.fit_long_side(full_hw, side)
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
         pass_tiles = tiles.plan(hw, tile) if tile else []
         items = []
