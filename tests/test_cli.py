@@ -912,3 +912,9 @@ def test_sweep_errors(capsys, pair, tmp_path, no_stylize, argv, fragment):
 def test_folder_output_needs_named_styles(capsys, pair, tmp_path, no_stylize):
     code, _, err = run(capsys, "stylize", *pair, "-o", f"{tmp_path}/")
     assert_one_line_error(code, err, "name styles with --style")
+
+
+def test_serve_without_its_extra_is_one_line(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "jnst.serve", None)  # as if starlette and uvicorn were missing
+    code, _, err = run(capsys, "serve")
+    assert_one_line_error(code, err, 'serve needs the serve extra: pip install "jnst[serve]"')

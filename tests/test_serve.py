@@ -10,12 +10,14 @@ from __future__ import annotations
 import gc
 import io
 import json
+import socket
 import time
 from pathlib import Path
 
 import pytest
 from corpus import png_lie
 from PIL import Image
+from test_cli import assert_one_line_error, run
 
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 pytest.importorskip("multipart", reason="the serve extra is not installed")
@@ -31,7 +33,16 @@ QUICK = {"preset": "preview", "size": 64, "steps": 5}  # one compiled chunk on C
 
 @pytest.fixture(scope="module")
 def pair_bytes(shared_images) -> tuple[bytes, bytes]:
-    return (shared_images / "tubingen.jpg").read_bytes(), (shared_images / "starry_night.jpg").read_bytes()
+    """tubingen and starry_night as PNGs of long side 96: quick to upload and decode."""
+
+    def small(name: str) -> bytes:
+        with Image.open(shared_images / name) as img:
+            img.thumbnail((96, 96))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    return small("tubingen.jpg"), small("starry_night.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +286,33 @@ def test_the_page_and_its_files_are_served(client):
     assert client.get("/static/app.js").status_code == 200
     info = client.get("/api/presets").json()
     assert set(info["presets"]) == {"default", "preview", "quality", "seed"}
+
+
+def test_the_serve_command_says_where_and_refuses_a_busy_port(monkeypatch, capsys):
+    import uvicorn
+
+    from jnst import compile_cache, serve
+
+    served = []
+
+    class Server:
+        def __init__(self, config: str):
+            assert config == "config of the app"
+
+        def run(self, sockets: list[socket.socket]) -> None:
+            served.append(sockets[0].getsockname())
+
+    monkeypatch.setattr(compile_cache, "enable", lambda: None)
+    monkeypatch.setattr(serve, "create_app", lambda: "app")
+    monkeypatch.setattr(uvicorn, "Config", lambda app, log_level: f"config of the {app}")
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = run(capsys, "serve", "--port", port)
+        assert_one_line_error(code, err, f"cannot listen on 127.0.0.1:{port} (")
+    assert served == []
+    code, out, _ = run(capsys, "serve", "--port", port)
+    assert code == 0 and served == [("127.0.0.1", port)]
+    assert f"http://127.0.0.1:{port}/ (bound to 127.0.0.1: this machine only" in out

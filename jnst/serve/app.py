@@ -27,8 +27,7 @@ from starlette.staticfiles import StaticFiles
 from jnst import images
 from jnst.config import PRESETS
 from jnst.serve import settings as settings_lib
-from jnst.serve.jobs import FINISHED, Job, JobQueue
-from jnst.serve.jobs import Request as JobRequest
+from jnst.serve.jobs import FINISHED, Inputs, Job, JobQueue
 from jnst.vgg import Model, min_side
 
 STATIC = Path(__file__).parent / "static"
@@ -51,7 +50,7 @@ def _save(upload: object, path: Path, what: str) -> None:
         shutil.copyfileobj(upload.file, out)
 
 
-def _load(folder: Path, content: object, styles: list, settings_text: str) -> JobRequest:
+def _load(folder: Path, content: object, styles: list, settings_text: str) -> Inputs:
     """Save and decode a job's uploads into ``folder`` and check its settings; ValueError if bad."""
     if not 1 <= len(styles) <= MAX_STYLES:
         raise ValueError(f"give 1 to {MAX_STYLES} style images, got {len(styles)}")
@@ -72,7 +71,7 @@ def _load(folder: Path, content: object, styles: list, settings_text: str) -> Jo
         if min(image.shape[:2]) < smallest:
             h, w = image.shape[:2]
             raise ValueError(f"{what} is {w}x{h} at this size; every side needs {smallest} px: choose a larger size")
-    return JobRequest(content_image, style_images, settings.configs, settings.labels)
+    return Inputs(content_image, style_images, settings.configs, settings.labels)
 
 
 def create_app(root: Path | None = None, model: Model | None = None, max_upload: int = MAX_UPLOAD) -> Starlette:
@@ -113,11 +112,11 @@ def create_app(root: Path | None = None, model: Model | None = None, max_upload:
             job_id, folder = queue.new_folder()
             args = (form["content"], form.getlist("style"), str(form.get("settings", "{}")))
             try:
-                job_request = await run_in_threadpool(_load, folder, *args)
+                inputs = await run_in_threadpool(_load, folder, *args)
             except ValueError as err:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise HTTPException(400, str(err)) from None
-        job = queue.submit(job_id, folder, job_request)
+        job = queue.submit(job_id, folder, inputs)
         return JSONResponse({"id": job.id}, 201)
 
     async def job_status(request: Request) -> Response:

@@ -44,7 +44,7 @@ class _Stop(Exception):
 
 
 @dataclass(frozen=True)
-class Request:
+class Inputs:
     """What a job paints: decoded inputs and one config per output image (several: a sweep).
 
     ``labels`` name the outputs (``"style_weight 0.3"``), empty for a single image.
@@ -58,11 +58,11 @@ class Request:
 
 @dataclass
 class Job:
-    """One stylization: its request, its progress and its latest images as PNG bytes."""
+    """One stylization: its inputs, its progress and its latest images as PNG bytes."""
 
     id: str
     folder: Path
-    request: Request | None
+    inputs: Inputs | None
     total_steps: int
     state: str = QUEUED
     step: int = 0
@@ -126,11 +126,11 @@ class JobQueue:
         folder.mkdir()
         return job_id, folder
 
-    def submit(self, job_id: str, folder: Path, request: Request) -> Job:
-        """Queue a job for ``request``, whose inputs were saved into ``folder``."""
-        hw = request.content.shape[:2]
-        total = sum(pass_plan(hw, [s.shape[:2] for s in request.styles], request.configs[0])[1])
-        job = Job(job_id, folder, request, total, labels=request.labels)
+    def submit(self, job_id: str, folder: Path, inputs: Inputs) -> Job:
+        """Queue a job for ``inputs``, whose files were saved into ``folder``."""
+        hw = inputs.content.shape[:2]
+        total = sum(pass_plan(hw, [s.shape[:2] for s in inputs.styles], inputs.configs[0])[1])
+        job = Job(job_id, folder, inputs, total, labels=inputs.labels)
         with self.lock:
             self.jobs[job_id] = job
             self.waiting.append(job_id)
@@ -168,7 +168,7 @@ class JobQueue:
 
     def _finish(self, job: Job, state: str, error: str | None = None) -> None:
         """Mark ``job`` finished (under the lock); its decoded inputs are no longer needed."""
-        job.state, job.error, job.request = state, error, None
+        job.state, job.error, job.inputs = state, error, None
 
     def _drop_old(self) -> None:
         """Forget the oldest finished jobs beyond ``KEEP_FINISHED`` (under the lock), and their folders."""
@@ -194,11 +194,11 @@ class JobQueue:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        request = job.request
+        inputs = job.inputs
         try:
             if self.model is None:
                 self.model = Model.create()
-            stylize_batch([request.content], request.styles, request.configs, model=self.model,
+            stylize_batch([inputs.content], inputs.styles, inputs.configs, model=self.model,
                           callback=lambda step, terms, imgs: self._on_chunk(job, step, terms, imgs))  # fmt: skip
         except _Stop:
             with self.lock:

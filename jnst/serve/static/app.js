@@ -123,7 +123,7 @@ async function watch(id) {
   shown = null;
   history.replaceState(null, "", `#job=${id}`);
   const response = await fetch(`/api/jobs/${id}`);
-  const body = await response.json();
+  const body = await json(response);
   if (!response.ok) {
     history.replaceState(null, "", "#");
     return showError(`job ${id}: ${body.error}`);
@@ -132,6 +132,11 @@ async function watch(id) {
   if (FINISHED.includes(body.state)) return;
   source = new EventSource(`/api/jobs/${id}/events`);
   source.onmessage = (e) => update(JSON.parse(e.data));
+}
+
+// A response's JSON; an error that is not JSON (a proxy's page) becomes {error: its status}.
+async function json(response) {
+  return response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
 }
 
 async function start(e) {
@@ -144,7 +149,7 @@ async function start(e) {
   form.append("settings", JSON.stringify(settings()));
   $("start").disabled = true;
   const response = await fetch("/api/jobs", { method: "POST", body: form });
-  const body = await response.json();
+  const body = await json(response);
   if (!response.ok) {
     $("start").disabled = false;
     return showError(body.error);
@@ -155,7 +160,7 @@ async function start(e) {
 
 async function stop() {
   const response = await fetch(`/api/jobs/${jobId}`, { method: "DELETE" });
-  update(await response.json());
+  update(await json(response));
 }
 
 async function init() {
