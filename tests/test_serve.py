@@ -14,6 +14,7 @@ import socket
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from corpus import png_lie
 from PIL import Image
@@ -24,9 +25,10 @@ pytest.importorskip("multipart", reason="the serve extra is not installed")
 
 from starlette.testclient import TestClient  # noqa: E402
 
+from jnst.config import StyleConfig  # noqa: E402
 from jnst.serve import app as app_lib  # noqa: E402
 from jnst.serve import settings as settings_lib  # noqa: E402
-from jnst.serve.jobs import FINISHED  # noqa: E402
+from jnst.serve.jobs import FINISHED, Inputs, JobQueue  # noqa: E402
 
 QUICK = {"preset": "preview", "size": 64, "steps": 5}  # one compiled chunk on CPU
 
@@ -66,15 +68,20 @@ def start(client, pair_bytes, settings: dict = QUICK) -> str:
     return response.json()["id"]
 
 
-def wait(client, job_id: str, until=lambda status: status["state"] in FINISHED, timeout: float = 180) -> dict:
-    """Poll the job's status until ``until`` holds; the status then."""
+def wait_for(poll, until, timeout: float = 180) -> dict:
+    """Call ``poll`` until ``until`` holds for its answer; that answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = client.get(f"/api/jobs/{job_id}").json()
+        status = poll()
         if until(status):
             return status
         time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {status} after {timeout} s")
+    raise AssertionError(f"still {status} after {timeout} s")
+
+
+def wait(client, job_id: str, until=lambda status: status["state"] in FINISHED) -> dict:
+    """Poll the job's status through the API until ``until`` holds; the status then."""
+    return wait_for(lambda: client.get(f"/api/jobs/{job_id}").json(), until)
 
 
 def png(data: bytes) -> Image.Image:
@@ -142,6 +149,20 @@ def test_queue_runs_jobs_one_at_a_time_in_order_and_stops_waiting_ones(client, p
     client.delete(f"/api/jobs/{long_job}")
     assert wait(client, third)["state"] == "done"
     assert wait(client, long_job)["state"] == "stopped"
+
+
+def test_a_failing_job_is_reported_and_the_worker_goes_on(tmp_path):
+    queue = JobQueue(tmp_path, model="not a model")  # every run fails inside stylize
+    inputs = Inputs(np.zeros((32, 32, 3), np.float32), [np.ones((32, 32, 3), np.float32)], [StyleConfig(steps=1)])
+    jobs = [queue.submit(*queue.new_folder(), inputs) for _ in range(2)]
+    try:
+        statuses = [wait_for(lambda job=job: queue.status(job), lambda s: s["state"] in FINISHED) for job in jobs]
+    finally:
+        queue.close()
+    for status in statuses:
+        assert status["state"] == "failed" and status["error"].startswith("AttributeError: ")
+        assert "\n" not in status["error"]
+    assert not tmp_path.exists()  # close() deletes the jobs' folders
 
 
 def _rss() -> int:
