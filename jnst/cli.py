@@ -600,6 +600,7 @@ def _layers(_: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Serve the web page (:mod:`jnst.serve`, imported only here: it needs the serve extra)."""
     try:
         from jnst import serve
     except ImportError as err:

@@ -1,6 +1,7 @@
 """``jnst serve``'s page in a real browser: headless Chromium (Debian's ``chromium``) driven by
-Playwright uploads two images, starts a 128 px, 20-step job, sees the preview change, reloads
-the page mid-job (it reconnects by id), waits for the end and downloads a valid PNG.
+Playwright uploads a bad file and sees the server's error, then two images; starts a 128 px,
+20-step job, sees the preview change, reloads the page mid-job (it reconnects by id), waits
+for the end and downloads a valid PNG.
 
 Skips with the reason when the serve extra, Playwright or Chromium is missing. With
 ``JNST_SERVE_SCREENSHOT=docs/serve.png`` the finished page's screenshot goes there (the README's).
@@ -81,6 +82,13 @@ def test_the_page_stylizes_live_reconnects_and_downloads(page, server_url, share
     page.wait_for_selector("#preset option[value=preview]", state="attached")
     choose(page, shared_images)
     assert page.locator("#content-thumbs img").count() == 1 and page.locator("#style-thumbs img").count() == 1
+    # A bad file: the server's one-line error shows on the page, and nothing starts.
+    page.set_input_files("#style-file", {"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture"})
+    page.click("#start")
+    page.wait_for_function("document.querySelector('#error').textContent !== ''")
+    assert page.locator("#error").text_content() == "style-0: not an image Pillow can read"
+    assert page.evaluate("location.hash") == ""
+    page.set_input_files("#style-file", str(shared_images / "starry_night.jpg"))
     page.click("#start")
     page.wait_for_function("location.hash.startsWith('#job=')")
     page.wait_for_function("document.querySelector('#status').textContent.startsWith('running')", timeout=120_000)

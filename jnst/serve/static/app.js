@@ -10,6 +10,7 @@ let jobId = null;
 let source = null;
 let picked = 0;
 let shown = null;
+let limits = null; // presets and limits from /api/presets; the limits are checked before an upload too
 
 function showError(message) {
   $("error").textContent = message || "";
@@ -143,6 +144,11 @@ async function start(e) {
   e.preventDefault();
   showError("");
   if (!content || !styles.length) return showError("choose a content photo and at least one style image");
+  if (styles.length > limits.max_styles) return showError(`choose at most ${limits.max_styles} style images`);
+  const bytes = [content, ...styles].reduce((sum, file) => sum + file.size, 0);
+  if (bytes > limits.max_upload) {
+    return showError(`the images have ${bytes} bytes, over this server's limit of ${limits.max_upload}`);
+  }
   const form = new FormData();
   form.append("content", content);
   styles.forEach((file) => form.append("style", file));
@@ -168,11 +174,11 @@ async function init() {
   dropZone($("style-drop"), $("style-file"), (files) => { if (files.length) styles = files; });
   $("controls").addEventListener("submit", start);
   $("stop").addEventListener("click", stop);
-  const info = await (await fetch("/api/presets")).json();
-  for (const [name, text] of Object.entries(info.presets)) {
+  limits = await (await fetch("/api/presets")).json();
+  for (const [name, text] of Object.entries(limits.presets)) {
     $("preset").append(Object.assign(document.createElement("option"), { value: name, textContent: name, title: text }));
   }
-  Object.assign($("size"), { min: info.size.min, max: info.size.max });
+  Object.assign($("size"), { min: limits.size.min, max: limits.size.max });
   const id = new URLSearchParams(location.hash.slice(1)).get("job");
   if (id) await watch(id);
 }
