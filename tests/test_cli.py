@@ -915,6 +915,10 @@ def test_folder_output_needs_named_styles(capsys, pair, tmp_path, no_stylize):
 
 
 def test_serve_without_its_extra_is_one_line(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "jnst.serve", None)  # as if starlette and uvicorn were missing
+    import jnst
+
+    # As if starlette and uvicorn were missing (and jnst.serve not imported yet by other tests).
+    monkeypatch.setitem(sys.modules, "jnst.serve", None)
+    monkeypatch.delattr(jnst, "serve", raising=False)
     code, _, err = run(capsys, "serve")
     assert_one_line_error(code, err, 'serve needs the serve extra: pip install "jnst[serve]"')
