@@ -194,6 +194,7 @@ class JobQueue:
             self._run(job)
 
     def _run(self, job: Job) -> None:
+        """Run one job to its end: done, stopped (last image kept) or failed (one-line error)."""
         inputs = job.inputs
         try:
             if self.model is None:
