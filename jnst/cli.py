@@ -250,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the named configs")
     sub.add_parser("layers", help="list the VGG19 layer names")
+
+    w = sub.add_parser("serve", help="a local web page to stylize with a live preview (needs jnst[serve])")
+    w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    w.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
     return parser
 
 
@@ -664,12 +668,24 @@ def _layers(_: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Serve the web page (:mod:`jnst.serve`, imported only here: it needs the serve extra)."""
+    try:
+        from jnst import serve
+    except ImportError as err:
+        raise UsageError(f'serve needs the serve extra: pip install "jnst[serve]" ({err})') from None
+    compile_cache.enable()
+    serve.run(args.host, args.port)
+    return 0
+
+
 COMMANDS = {
     "stylize": _stylize,
     "convert": _convert,
     "samples": _samples,
     "presets": _presets,
     "layers": _layers,
+    "serve": _serve,
 }
 
 

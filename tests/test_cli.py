@@ -913,3 +913,13 @@ def test_sweep_errors(capsys, pair, tmp_path, no_stylize, argv, fragment):
 def test_folder_output_needs_named_styles(capsys, pair, tmp_path, no_stylize):
     code, _, err = run(capsys, "stylize", *pair, "-o", f"{tmp_path}/")
     assert_one_line_error(code, err, "name styles with --style")
+
+
+def test_serve_without_its_extra_is_one_line(capsys, monkeypatch):
+    import jnst
+
+    # As if starlette and uvicorn were missing (and jnst.serve not imported yet by other tests).
+    monkeypatch.setitem(sys.modules, "jnst.serve", None)
+    monkeypatch.delattr(jnst, "serve", raising=False)
+    code, _, err = run(capsys, "serve")
+    assert_one_line_error(code, err, 'serve needs the serve extra: pip install "jnst[serve]"')
