@@ -114,7 +114,7 @@ class StyleConfig:
     content_weight: float = 0.6
     content_growth: float = 0.75
     style_weight: float | None = None
-    tv_weight: float = 0.0
+    tv_weight: float = 1e5
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     b1: float = 0.9
