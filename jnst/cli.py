@@ -131,8 +131,12 @@ def _add_stylize(sub) -> None:
 
     look = s.add_argument_group("look")
     look.add_argument("--preset", default="default", choices=list(config_lib.PRESETS), help="starting config")
-    look.add_argument("--content-weight", type=_non_negative_float, metavar="WEIGHT",
-                      help="alpha, content loss weight at 256 px (it grows with the size, see README)")
+    look.add_argument(
+        "--content-weight",
+        type=_non_negative_float,
+        metavar="WEIGHT",
+        help="alpha, content loss weight at 256 px (it grows with the size, see README)",
+    )
     look.add_argument("--style-weight", type=_non_negative_float, metavar="WEIGHT", help="beta, style loss weight")
     look.add_argument("--tv-weight", type=_non_negative_float, metavar="WEIGHT", help="total-variation loss weight")
     look.add_argument("--style-blend", type=_non_negative_float, nargs="+", metavar="W", help="one weight per style")

@@ -274,7 +274,11 @@ def stylize_batch(
         if mesh is not None:
             state, targets, weights = place((state, targets, weights), mesh, shard)
         pass_start = sum(pass_steps[:index])
-        for length in checkpoint.remaining(segments(pass_start, steps, config.snapshot_every, chunk), pass_start, step):
+        # Each pass's chunk fits its own size: the small coarse passes of a big picture compile
+        # short chunks (a first look sooner), the big ones run longer, faster ones.
+        pass_chunk = config.chunk_size or default_chunk_size(backend, hw[0] * hw[1])
+        chunks = segments(pass_start, steps, config.snapshot_every, pass_chunk)
+        for length in checkpoint.remaining(chunks, pass_start, step):
             if length == 0:
                 snapshots.append((step, finish(state)))
                 continue
