@@ -277,7 +277,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
     "default": (
         StyleConfig(),
         "L-BFGS coarse to fine from 128 px (x1.41 a pass), 40 steps a pass, mean-squared losses with "
-        "pastiche's layer weights (style block1..5_conv1 at 10/C^2), content at block4_conv2 (alpha 0.6 "
+        "pastiche's layer weights (style block1..4_conv1 at 10/C^2), content at block4_conv2 (alpha 0.6 "
         "at 256 px, growing with the size), replicate border, steps limited to 0.03 a pixel. "
         "Measured against pastiche's 300 steps: see the README's Quality table.",
     ),
