@@ -194,8 +194,8 @@ def save(folder: Path, position: Position, fingerprint: Mapping[str, str]) -> Pa
 
 
 def load(folder: Path, expected: Mapping[str, str]) -> Position:
-    """The newest checkpoint in ``folder``; a :class:`CheckpointError` when there is none, or when
-    its fingerprint differs from ``expected`` (naming what differs)."""
+    """The newest checkpoint in ``folder``; a :class:`CheckpointError` when there is none, when it
+    is damaged, or when its fingerprint differs from ``expected`` (naming what differs)."""
     import orbax.checkpoint as ocp
 
     found = _steps(folder)
@@ -211,7 +211,10 @@ def load(folder: Path, expected: Mapping[str, str]) -> Position:
     diffs = differences(meta["fingerprint"], expected)
     if diffs:
         raise CheckpointError(f"{folder} is from another run ({'; '.join(diffs)}): delete it to start over")
-    tree = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(path)
+    try:
+        tree = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(path)
+    except Exception as err:  # noqa: BLE001 - orbax and tensorstore raise many kinds on damaged files
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(err).__name__})") from None
     shots = tree.get("snapshots")
     snapshots = [(s, list(shots[i])) for i, s in enumerate(meta["snapshot_steps"])]
     return Position(meta["step"], meta["pass"], list(tree["state"]), [tree["history"]], snapshots)

@@ -258,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("serve", help="a local web page to stylize with a live preview (needs jnst[serve])")
     w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     w.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
+    w.add_argument(
+        "--folder",
+        type=Path,
+        help="where jobs keep their files, so that a restart resumes the unfinished ones "
+        "(default: jnst/serve in $XDG_CACHE_HOME, or ~/.cache)",
+    )
     return parser
 
 
@@ -679,7 +685,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise UsageError(f'serve needs the serve extra: pip install "jnst[serve]" ({err})') from None
     compile_cache.enable()
-    serve.run(args.host, args.port)
+    serve.run(args.folder or compile_cache.user_cache(os.environ) / "serve", args.host, args.port)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""JAX's persistent compilation cache for the command line: where it lives and turning it on.
+"""JAX's persistent compilation cache for the command line: where it lives and turning it on
+(and jnst's folder in the user's cache, which ``jnst serve`` also keeps its jobs in).
 
 The library leaves JAX's settings alone; the CLI calls :func:`enable` once, before compiling.
 """
@@ -12,14 +13,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+def user_cache(environ: Mapping[str, str]) -> Path:
+    """jnst's folder in the user's cache: ``$XDG_CACHE_HOME/jnst``, else ``~/.cache/jnst``."""
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "jnst"
+
+
 def cache_dir(environ: Mapping[str, str]) -> Path:
     """Where the CLI keeps compiled programs: ``$JAX_COMPILATION_CACHE_DIR`` (JAX's own variable),
     else ``$JNST_CACHE_DIR``, else ``$XDG_CACHE_HOME/jnst/jax``, else ``~/.cache/jnst/jax``."""
     for name in ("JAX_COMPILATION_CACHE_DIR", "JNST_CACHE_DIR"):
         if environ.get(name):
             return Path(environ[name]).expanduser()
-    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "jnst" / "jax"
+    return user_cache(environ) / "jax"
 
 
 def enable(environ: Mapping[str, str] = os.environ) -> Path | None:

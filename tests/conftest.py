@@ -1,5 +1,6 @@
 """Shared fixtures: the shipped VGG19 model, the classic test images in ../shared/images."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,21 @@ def small_pair(shared_images):
     from jnst.images import load_image
 
     return load_image(shared_images / "tubingen.jpg", 64), load_image(shared_images / "starry_night.jpg", 64)
+
+
+@pytest.fixture(scope="session")
+def pair_bytes(shared_images) -> tuple[bytes, bytes]:
+    """tubingen and starry_night as PNGs of long side 96, for ``jnst serve``: quick to upload and decode."""
+    from PIL import Image
+
+    def small(name: str) -> bytes:
+        with Image.open(shared_images / name) as img:
+            img.thumbnail((96, 96))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    return small("tubingen.jpg"), small("starry_night.jpg")
 
 
 @pytest.fixture

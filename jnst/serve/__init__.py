@@ -7,14 +7,17 @@ settings, :mod:`jnst.serve.app` holds the routes, ``static/`` the page (no build
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from jnst.serve.app import create_app
 
 __all__ = ["create_app", "run"]
 
 
-def run(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the page and the API on ``host:port`` until interrupted; ValueError (one line) if
-    that address cannot be bound, found before anything else starts."""
+def run(folder: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the page and the API on ``host:port`` until interrupted, with the jobs in ``folder``
+    (unfinished ones found there resume); ValueError (one line) if that address cannot be bound
+    or the folder used, found before anything else starts."""
     import socket
 
     import uvicorn
@@ -27,6 +30,12 @@ def run(host: str = "127.0.0.1", port: int = 8000) -> None:
     except OSError as err:
         listener.close()
         raise ValueError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+    try:
+        app = create_app(folder)
+    except ValueError:
+        listener.close()
+        raise
     where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else "every machine that can reach it"
     print(f"jnst serve: open http://{host}:{port}/ (bound to {host}: {where}; Ctrl-C stops)", flush=True)
-    uvicorn.Server(uvicorn.Config(create_app(), log_level="warning")).run(sockets=[listener])
+    print(f"jnst serve: jobs are kept in {folder}; a restart resumes the unfinished ones", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])

@@ -1,8 +1,9 @@
 """The ``jnst serve`` web app: the page, its static files and the JSON API over a :class:`JobQueue`.
 
 Bad input gets a 4xx with ``{"error": "one line"}``. Uploads are saved under server-chosen
-names into the job's own folder (the client's file names are never used) and decoded with
-:mod:`jnst.images`; a request larger than ``max_upload`` bytes is refused (413) before it is read.
+names into the job's own folder (the client's file names are never used; a restart rebuilds the
+job from them, see :mod:`jnst.serve.jobs`) and decoded with :mod:`jnst.images`; a request
+larger than ``max_upload`` bytes is refused (413) before it is read.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,11 +24,10 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from jnst import images
 from jnst.config import PRESETS
 from jnst.serve import settings as settings_lib
-from jnst.serve.jobs import FINISHED, Inputs, Job, JobQueue
-from jnst.vgg import Model, min_side
+from jnst.serve.jobs import FINISHED, Inputs, Job, JobQueue, input_paths, read_inputs
+from jnst.vgg import Model
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 32 * 1024 * 1024  # bytes in one job's request: the content and its styles
@@ -55,30 +54,18 @@ def _load(folder: Path, content: object, styles: list, settings_text: str) -> In
     if not 1 <= len(styles) <= MAX_STYLES:
         raise ValueError(f"give 1 to {MAX_STYLES} style images, got {len(styles)}")
     settings = settings_lib.parse(settings_text, len(styles))
-    content_path = folder / "content"
+    content_path, *style_paths = input_paths(folder, len(styles))
     _save(content, content_path, "content")
-    style_paths = [folder / f"style-{i}" for i in range(len(styles))]
     for upload, path in zip(styles, style_paths, strict=True):
         _save(upload, path, "style")
-    try:
-        content_image = images.load_image(content_path, settings.size)
-        style_images = [images.load_style(path, content_image.shape[:2]) for path in style_paths]
-    except images.ImageError as err:
-        # "<folder>/style-1: not an image ..." -> "style-1: not an image ...": no server paths.
-        raise ValueError(str(err).replace(f"{folder}/", "")) from None
-    smallest = min_side(settings.configs[0].layers)
-    for what, image in [("content", content_image), *(("style", s) for s in style_images)]:
-        if min(image.shape[:2]) < smallest:
-            h, w = image.shape[:2]
-            raise ValueError(f"{what} is {w}x{h} at this size; every side needs {smallest} px: choose a larger size")
-    return Inputs(content_image, style_images, settings.configs, settings.labels)
+    return read_inputs(folder, settings, len(styles))
 
 
-def create_app(root: Path | None = None, model: Model | None = None, max_upload: int = MAX_UPLOAD) -> Starlette:
-    """The app; jobs keep their files under ``root`` (default: a new temporary folder, deleted
-    at shutdown) and run on ``model`` (default: built on the first job)."""
-    folder = Path(tempfile.mkdtemp(prefix="jnst-serve-")) if root is None else root
-    queue = JobQueue(folder, model)
+def create_app(root: Path, model: Model | None = None, max_upload: int = MAX_UPLOAD) -> Starlette:
+    """The app; jobs keep their files under ``root``, where a restart finds the unfinished ones
+    to resume (see :class:`JobQueue`; ValueError if another server holds it), and run on
+    ``model`` (default: built on the first job)."""
+    queue = JobQueue(root, model)
 
     def job_of(request: Request) -> Job:
         job = queue.get(request.path_params["job_id"])
@@ -110,13 +97,13 @@ def create_app(root: Path | None = None, model: Model | None = None, max_upload:
             if "content" not in form:
                 raise HTTPException(400, "give a content image (field 'content')")
             job_id, folder = queue.new_folder()
-            args = (form["content"], form.getlist("style"), str(form.get("settings", "{}")))
+            settings = str(form.get("settings", "{}"))
             try:
-                inputs = await run_in_threadpool(_load, folder, *args)
+                inputs = await run_in_threadpool(_load, folder, form["content"], form.getlist("style"), settings)
             except ValueError as err:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise HTTPException(400, str(err)) from None
-        job = queue.submit(job_id, folder, inputs)
+        job = queue.submit(job_id, folder, inputs, settings)
         return JSONResponse({"id": job.id}, 201)
 
     async def job_status(request: Request) -> Response:

@@ -77,6 +77,7 @@ function describe(st) {
   if (st.loss !== null) parts.push(`loss ${st.loss.toPrecision(4)}`);
   if (st.speed) parts.push(`${st.speed.toFixed(2)} steps/s`);
   if (st.seconds_left !== null) parts.push(`${duration(st.seconds_left)} left`);
+  if (st.note) parts.push(st.note);
   return parts.join(" · ");
 }
 
