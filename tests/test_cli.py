@@ -420,7 +420,7 @@ def test_preset_differences():
     assert "init=content+noise" in seed
     # Fields equal to the default's are left out.
     assert "content_layers=block5_conv4" in " ".join(seed)  # the seed's content layer differs
-    assert not any(d.startswith(("style_layers=", "pooling=")) for d in seed)
+    assert not any(d.startswith(("pooling=", "optimizer=lbfgs")) for d in seed)
 
 
 def test_layers(capsys):

@@ -215,19 +215,19 @@ def test_resume_flags_are_checked_before_anything_runs(capsys, pair, tmp_path):
 def test_cli_divergence_exit_code_last_good_image_and_checkpoint(capsys, pair, tmp_path, poisoned, monkeypatch):
     monkeypatch.setattr(compile_cache, "enable", lambda: None)  # JAX's settings stay as they are
     out = tmp_path / "out.png"
-    code = cli.main(["stylize", *pair, "-o", str(out), "--size", "48", "--steps", "4", "--quiet", "--scales", "none"])
+    code = cli.main(["stylize", *pair, "-o", str(out), "--size", "48", "--steps", "6", "--quiet", "--scales", "none"])
     err = capsys.readouterr().err
     assert code == cli.EXIT_DIVERGED == 3
     assert err.splitlines() == [
-        "jnst: diverged at step 3 (loss is inf): lower the learning rate or the weights; wrote the last good "
-        f"image (step 2) to {out}, its checkpoint in {out}.ckpt"
+        "jnst: diverged at step 6 (loss is inf): lower the learning rate or the weights; wrote the last good "
+        f"image (step 4) to {out}, its checkpoint in {out}.ckpt"
     ]
-    assert out.exists() and [p.name for p in Path(f"{out}.ckpt").iterdir()] == ["step_00000002"]
+    assert out.exists() and [p.name for p in Path(f"{out}.ckpt").iterdir()] == ["step_00000004"]
 
 
 # --- SIGKILL, SIGTERM and resume, in real processes ----------------------------------------------
 
-# Two passes of 15 steps, 3 chunks of 5 each, a checkpoint after every chunk. Adam: each process
+# Two passes of 16 and 14 steps (shared in whole chunks of 2), a checkpoint after every chunk. Adam: each process
 # traces its chunks anew, and L-BFGS's update takes 40% of that (the API tests above cover it).
 KILL_ARGS = ["--size", "48", "--steps", "30", "--scales", "32", "--pass-ratio", "1", "--optimizer", "adam"]
 KILL_ARGS += ["--checkpoint-every", "1"]
@@ -269,7 +269,7 @@ def test_killed_and_resumed_runs_are_bitwise_identical(pair, tmp_path):
 
 def kill_chain(argv: list[str], folder: Path, env: dict[str, str], rng: random.Random, log: Path) -> None:
     """Run ``jnst ARGV`` to the end through four interruptions (see the test above)."""
-    # 1. SIGKILL at a random step: a random time into the second chunk (steps 6-10).
+    # 1. SIGKILL at a random step: a random time after the first checkpoint.
     proc = start(argv, env, log)
     wait_for(proc, log, lambda: steps_saved(folder), "a checkpoint")
     time.sleep(rng.uniform(0, 0.3))
@@ -282,10 +282,10 @@ def kill_chain(argv: list[str], folder: Path, env: dict[str, str], rng: random.R
     wait_for(proc, log, partial, "a checkpoint being written")
     proc.kill()
     proc.wait()
-    assert partial() and steps_saved(folder) == before and before[0] < 15
+    assert partial() and steps_saved(folder) == before and before[0] < 16
     # 3. SIGKILL at the pass change: the first pass's last checkpoint has just appeared.
     proc = start([*argv, "--resume"], env, log)
-    wait_for(proc, log, lambda: 15 in steps_saved(folder), "the first pass's last checkpoint")
+    wait_for(proc, log, lambda: 16 in steps_saved(folder), "the first pass's last checkpoint")
     proc.kill()
     proc.wait()
     # 4. SIGTERM: the image and a checkpoint are written, and the message says how to resume.

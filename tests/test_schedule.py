@@ -65,7 +65,9 @@ def test_auto_schedule_grows_with_the_size():
     from jnst.config import StyleConfig
     from jnst.stylize import pass_plan
 
-    cfg = StyleConfig()
+    cfg = StyleConfig(pass_ratio=0.0)
     assert pass_plan((192, 256), [(203, 256)], cfg, 5) == ([128, 181, 256], [70, 35, 15])
+    # The default splits 40 a pass evenly.
+    assert pass_plan((192, 256), [(203, 256)], StyleConfig(), 2) == ([128, 181, 256], [40, 40, 40])
     assert pass_plan((384, 512), [(406, 512)], cfg, 5) == ([128, 181, 256, 362, 512], [70, 50, 35, 25, 20])
     assert pass_plan((384, 512), [(406, 512)], cfg.replace(steps=90, pass_ratio=1.0), 5)[1] == [20, 20, 20, 20, 10]

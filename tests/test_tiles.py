@@ -126,7 +126,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(shared_images, tmp_path, cap
     args = ["stylize", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
     assert main([*args, "--size", "256", "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "128 px x 70, 181 px x 35, 256 px x 15" in printed and "256x192, whole" in printed
+    assert "128 px x 40, 181 px x 40, 256 px x 40" in printed and "256x192, whole" in printed
     assert "peak memory:" in printed and not out.exists()
     assert main([*args, "--size", "256", "--max-memory", "1M"]) == 2
     err = capsys.readouterr().err.strip()
