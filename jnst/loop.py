@@ -153,17 +153,18 @@ class DivergedError(ArithmeticError):
         super().__init__(f"diverged at step {step} ({what}): lower the learning rate or the weights")
 
 
-def check_finite(start: int, terms: dict[str, Array], state: LoopState) -> None:
+def check_finite(start: int, terms: dict[str, Array], pixels: np.ndarray) -> None:
     """Raise :class:`DivergedError` when the chunk that began after ``start`` steps returned a
-    non-finite loss or left non-finite pixels (checked on the host, so that no pass compiles a
-    check of its own)."""
-    total, image = to_host((terms["total"], state.image))
+    non-finite loss or left non-finite ``pixels`` (the host copy of the chunk's output, fetched
+    once for this check and for the caller's preview; checked on the host, so that no pass
+    compiles a check of its own)."""
+    total = to_host(terms["total"])
     total = total.reshape(-1, total.shape[-1])  # items x steps
     bad = ~np.isfinite(total).all(axis=0)
     if bad.any():
         k = int(np.argmax(bad))
         raise DivergedError(start + k + 1, f"loss is {total[~np.isfinite(total[:, k]), k][0]}")
-    if not np.isfinite(image).all():
+    if not np.isfinite(pixels).all():
         raise DivergedError(start + total.shape[-1], "pixels are nan")
 
 

@@ -24,8 +24,9 @@ from jnst.objective import Weights
 from jnst.targets import Targets
 from jnst.vgg import Model, features
 
-# Tile sides tried, largest first, when a picture does not fit whole.
-TILE_SIDES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 2 * tiles.HALO + 16)
+# Tile sides tried, largest first, when a picture does not fit whole; then the smallest tile
+# the layers' halo allows.
+TILE_SIDES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -110,7 +111,7 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
     image = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
     state = jax.eval_shape(lambda x: LoopState.start(x, compiled), image)
     targets = _abstract_targets(model, hw, compiled)
-    t = _largest_tile(hw, tile)
+    t = _largest_tile(hw, tile, config.layers)
     window = jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
     sums = jax.eval_shape(
         lambda w: tiles.tile_sums(w, tiles.tile_box(t), model.graphdef, model.params, targets, compiled), window
@@ -161,7 +162,7 @@ def plan_memory(
     largest long side that fits, when even the smallest tiles do not."""
     base = resident_bytes()
     if tile:
-        count = len(tiles.plan(hw, tile))
+        count = len(tiles.plan(hw, tile, config.layers))
         if count == 1:
             return Plan(sides, steps, hw, 0, 1, base + whole_bytes(model, hw, config, chunk, unroll), budget)
         return Plan(sides, steps, hw, tile, count, base + tiled_bytes(model, hw, config, tile), budget)
@@ -171,13 +172,14 @@ def plan_memory(
     # A tile's program grows with its window's pixels: measured once at 1024 px, then the largest
     # tile estimated to fit is measured exactly (each measurement is a compilation).
     picture, program = _tiled_parts(model, hw, config, 1024)
-    per_pixel = program / _window_pixels(_largest_tile(hw, 1024))
-    for side in (s for s in TILE_SIDES if s < max(hw)):
-        if base + picture + per_pixel * _window_pixels(_largest_tile(hw, side)) <= budget:
+    per_pixel = program / _window_pixels(_largest_tile(hw, 1024, config.layers))
+    smallest = 2 * tiles.halo(config.layers) + tiles.ALIGN
+    for side in [*(s for s in TILE_SIDES if smallest < s < max(hw)), smallest]:
+        if base + picture + per_pixel * _window_pixels(_largest_tile(hw, side, config.layers)) <= budget:
             peak = base + tiled_bytes(model, hw, config, side)
             if peak <= budget:
-                return Plan(sides, steps, hw, side, len(tiles.plan(hw, side)), peak, budget)
-    picture, program = _tiled_parts(model, hw, config, TILE_SIDES[-1])
+                return Plan(sides, steps, hw, side, len(tiles.plan(hw, side, config.layers)), peak, budget)
+    picture, program = _tiled_parts(model, hw, config, smallest)
     largest = int(max(hw) * (max(0.0, budget - base - program) / picture) ** 0.5)
     fits = f"the largest that fits is about {largest} px on its long side" if largest >= 16 else "no picture fits"
     raise ValueError(
@@ -186,9 +188,9 @@ def plan_memory(
     )
 
 
-def _largest_tile(hw: tuple[int, int], tile: int) -> tiles.Tile:
+def _largest_tile(hw: tuple[int, int], tile: int, layers: tuple[str, ...]) -> tiles.Tile:
     """The tile with the largest window of a picture of ``hw`` in tiles of ``tile`` px."""
-    return max(tiles.plan(hw, tile), key=_window_pixels)
+    return max(tiles.plan(hw, tile, layers), key=_window_pixels)
 
 
 def _window_pixels(t: tiles.Tile) -> int:

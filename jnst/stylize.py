@@ -185,7 +185,7 @@ def stylize_batch(
     if any(shared(c) != shared(config) for c in configs[1:]):
         raise ValueError(f"a batch's configs may differ only in {', '.join(PER_ITEM_FIELDS)} (not layer names)")
     if tile:
-        tiles.check_tile(tile)
+        tiles.check_tile(tile, config.layers)
         if n > 1 or shard != "none" or masks is not None:
             raise ValueError("tiles work on one image on one device, without masks or --shard")
     full_hw = tuple(contents_b[0].shape[1:3])
@@ -215,11 +215,12 @@ def stylize_batch(
     chunk = config.chunk_size or default_chunk_size(backend, full_hw[0] * full_hw[1])
     work = [_prepare_colors(c, styles_b, config.color) for c in contents_b]
 
-    def finish(state: LoopState) -> list[np.ndarray]:
-        """Each item's image as the user sees it: full size (resized on the host, so a coarse pass
-        compiles no resize of its own), colours restored."""
+    def finish(average: np.ndarray) -> list[np.ndarray]:
+        """Each item's image as the user sees it, from the host copy of ``state.average``: full
+        size (resized on the host, so a coarse pass compiles no resize of its own), colours
+        restored."""
         outs = []
-        for i, image in enumerate(_unstack(to_host(state.average), n)):
+        for i, image in enumerate(_unstack(average, n)):
             out = images.resize(image[0], full_hw)
             if config.color == "luminance":
                 out = color.restore_chroma(out, np.asarray(contents_b[i][0]))
@@ -244,7 +245,7 @@ def stylize_batch(
         factor = side / max(full_hw)
         hw = images.fit_long_side(full_hw, side)
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
-        pass_tiles = tiles.plan(hw, tile) if tile else []
+        pass_tiles = tiles.plan(hw, tile, config.layers) if tile else []
         items = []
         for (content, item_styles), item_config in zip(work, configs, strict=True):
             pass_content = resize(content, hw)
@@ -268,7 +269,7 @@ def stylize_batch(
             ]
             state = _stack([LoopState.start(image, compiled) for image in starts])
             if config.snapshot_every:
-                snapshots.append((0, finish(state)))
+                snapshots.append((0, finish(to_host(state.average))))
         else:
             state = _stack([next_pass(s, hw, compiled) for s in _unstack(state, n)])
         if mesh is not None:
@@ -280,7 +281,7 @@ def stylize_batch(
         chunks = segments(pass_start, steps, config.snapshot_every, pass_chunk)
         for length in checkpoint.remaining(chunks, pass_start, step):
             if length == 0:
-                snapshots.append((step, finish(state)))
+                snapshots.append((step, finish(to_host(state.average))))
                 continue
             if len(pass_tiles) > 1:
                 state, terms = tiles.run_steps(pass_tiles, (model.graphdef, model.params), targets, weights, state,
@@ -291,15 +292,17 @@ def stylize_batch(
                     config=compiled, length=length, unroll=backend == "cpu", batched=n > 1, split=split,
                 )  # fmt: skip
             history.append(terms)
-            check_finite(step, terms, state)
+            # One transfer of the pixels a chunk: the finiteness check and the preview share it
+            # (a NaN anywhere in the iterates reaches the average too).
+            average = to_host(state.average)
+            check_finite(step, terms, average)
             step += length
             if callback is not None:
-                terms_np = _unstack(to_host(terms), n)
-                callback(step, terms_np, finish(state))
+                callback(step, _unstack(to_host(terms), n), finish(average))
             if checkpoints is not None:
                 checkpoints.reached(Position(step, index, state, list(history), list(snapshots)))
     per_item_terms = [_unstack(h, n) for h in to_host(history)]
-    finals = finish(state)
+    finals = finish(to_host(state.average))
     results = []
     for i in range(n):
         losses_out = {k: np.concatenate([np.asarray(h[i][k]) for h in per_item_terms]) for k in history[0]}

@@ -11,14 +11,16 @@ on the whole picture). So one step makes two sweeps over the tiles:
    respect to the pixels the tile reads, and the tiles' gradients are added where they
    overlap: by the chain rule, the picture's gradient. No seams, by construction.
 
-A tile reads its interior plus a halo of ``HALO`` px, more than VGG19's receptive-field radius
-at ``block5_conv1`` (85 px), so its interior's activations are the whole picture's; windows
-start on multiples of 16 px, so VGG19's poolings see the picture's grid.
+A tile reads its interior plus a halo (:func:`halo`) at least as wide as the span the deepest
+layer reads beyond a position (:func:`jnst.vgg.margin`: 38 px at ``block4_conv2``, the
+default's deepest layer; 70 at ``block5_conv1``), so its interior's activations are the whole
+picture's; windows start on multiples of 16 px, so VGG19's poolings see the picture's grid.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jax
@@ -31,17 +33,16 @@ from jnst.config import StyleConfig
 from jnst.loop import LoopState, apply_gradient
 from jnst.objective import Weights, weigh
 from jnst.targets import Targets, style_blend
-from jnst.vgg import features, stride
+from jnst.vgg import features, margin, stride
 
 Array = jax.Array
-HALO = 96
 ALIGN = 16
 
 
 @dataclass(frozen=True)
 class Tile:
     """Pixels ``[y0, y1) x [x0, x1)`` (the interior, whose positions the tile sums over) and the
-    window it reads, ``[wy0, wy1) x [wx0, wx1)``: the interior with up to ``HALO`` px around."""
+    window it reads, ``[wy0, wy1) x [wx0, wx1)``: the interior with up to a halo around."""
 
     y0: int
     y1: int
@@ -53,35 +54,44 @@ class Tile:
     wx1: int
 
 
-def _spans(n: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """(start, end, window start, window end) along an axis of ``n`` px, windows <= ``tile``."""
+def halo(layers: Iterable[str]) -> int:
+    """The halo a tile needs for ``layers``: the deepest one's margin, on the pooling grid."""
+    return -(-max(margin(name) for name in layers) // ALIGN) * ALIGN
+
+
+def _spans(n: int, tile: int, pad: int) -> list[tuple[int, int, int, int]]:
+    """(start, end, window start, window end) along an axis of ``n`` px, windows <= ``tile``,
+    interiors read with ``pad`` px around."""
     if n <= tile:
         return [(0, n, 0, n)]
-    cuts = [0, tile - HALO]
-    while n - cuts[-1] > tile - HALO:
-        cuts.append(cuts[-1] + tile - 2 * HALO)
+    cuts = [0, tile - pad]
+    while n - cuts[-1] > tile - pad:
+        cuts.append(cuts[-1] + tile - 2 * pad)
     cuts.append(n)
-    return [(a, b, max(0, a - HALO), min(n, b + HALO)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return [(a, b, max(0, a - pad), min(n, b + pad)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
-def check_tile(tile: int) -> None:
-    """Refuse, with one line, a tile size that leaves no interior or breaks the pooling grid."""
-    smallest = 2 * HALO + ALIGN
+def check_tile(tile: int, layers: Iterable[str]) -> None:
+    """Refuse, with one line, a tile size that leaves no interior for ``layers``' halo or breaks
+    the pooling grid."""
+    pad = halo(layers)
+    smallest = 2 * pad + ALIGN
     if tile < smallest or tile % ALIGN:
         raise ValueError(
-            f"tiles of {tile} px are too small: a tile reads a {HALO} px halo on each side, so it needs at "
+            f"tiles of {tile} px are too small: a tile reads a {pad} px halo on each side, so it needs at "
             f"least {smallest} px, in multiples of {ALIGN}"
         )
 
 
-def plan(hw: tuple[int, int], tile: int) -> list[Tile]:
-    """Tiles covering a picture of ``hw`` whose windows are at most ``tile`` px a side (at most
-    four window shapes, so at most four compilations a sweep)."""
-    check_tile(tile)
+def plan(hw: tuple[int, int], tile: int, layers: Iterable[str]) -> list[Tile]:
+    """Tiles covering a picture of ``hw`` whose windows are at most ``tile`` px a side, with the
+    halo ``layers`` need (at most four window shapes, so at most four compilations a sweep)."""
+    check_tile(tile, layers)
+    pad = halo(layers)
     return [
         Tile(y0, y1, x0, x1, wy0, wy1, wx0, wx1)
-        for y0, y1, wy0, wy1 in _spans(hw[0], tile)
-        for x0, x1, wx0, wx1 in _spans(hw[1], tile)
+        for y0, y1, wy0, wy1 in _spans(hw[0], tile, pad)
+        for x0, x1, wx0, wx1 in _spans(hw[1], tile, pad)
     ]
 
 
@@ -225,7 +235,7 @@ def compute_targets(
     content_layers = tuple(name for name, _ in config.content_layers)
     maps = {}
     if content_layers:
-        for t in plan(content.shape[1:3], tile):
+        for t in plan(content.shape[1:3], tile, config.layers):
             acts = _window_features(_window(content, t), graphdef, params, content_layers, config.padding)
             for name, f in acts.items():
                 s = stride(name)
@@ -238,7 +248,7 @@ def compute_targets(
     grams: dict[str, Array] = {}
     for w, style in zip(style_blend(config, len(styles)), styles, strict=True):
         hw = style.shape[1:3]
-        for t in plan(hw, tile):
+        for t in plan(hw, tile, config.layers):
             sums = _tile_sums_jit(_window(style, t), tile_box(t), graphdef, params, no_targets, grams_only)
             for name, _ in config.style_layers:
                 grams[name] = grams.get(name, 0.0) + w * sums["gram/" + name] / _positions(hw, name)

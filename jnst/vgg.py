@@ -126,6 +126,12 @@ def stride(name: str) -> int:
     return 2 ** sum(pool in POOLS for pool in LAYERS[: LAYERS.index(name)])
 
 
+def margin(name: str) -> int:
+    """Pixels on each side of a position's own ``stride(name)`` block that reach layer ``name``:
+    each 3x3 convolution widens the span by its stride (poolings only merge blocks)."""
+    return sum(stride(conv) for conv in LAYERS[: LAYERS.index(name) + 1] if conv not in POOLS)
+
+
 def min_side(layers: Iterable[str]) -> int:
     """Smallest image side for which every pooling before the deepest of ``layers`` keeps >= 1 px."""
     last = max(LAYERS.index(name) for name in check_layers(layers))

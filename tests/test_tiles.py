@@ -13,12 +13,13 @@ from jnst.cli import main
 from jnst.objective import Weights, objective
 from jnst.targets import compute_targets
 
-TILE = 2 * tiles.HALO + 16  # the smallest tile: 16 px of interior between two halos
+LAYERS = StyleConfig().layers
+TILE = 176  # 256x192 splits into 2 x 2 tiles (128 px interiors, 48 px halos)
 
 
 @pytest.fixture(scope="module")
 def pair(shared_images):
-    """tubingen x starry_night at 256x192: wider than a tile, so it splits into four."""
+    """tubingen x starry_night at 256x192: larger than a tile, so it splits into four."""
     from jnst.images import load_image, load_style
 
     content = load_image(shared_images / "tubingen.jpg", 256)
@@ -27,14 +28,15 @@ def pair(shared_images):
 
 @pytest.mark.parametrize("hw", [(192, 256), (700, 1000), (208, 208), (1000, 209)])
 def test_tiles_cover_the_picture_once_on_the_pooling_grid(hw):
-    plan = tiles.plan(hw, 512)
+    plan = tiles.plan(hw, 512, LAYERS)
+    halo = tiles.halo(LAYERS)
     covered = np.zeros(hw, int)
     for t in plan:
         covered[t.y0 : t.y1, t.x0 : t.x1] += 1
         assert t.wy0 % 16 == 0 and t.wx0 % 16 == 0  # VGG19's poolings see the picture's grid
         assert t.wy1 - t.wy0 <= 512 and t.wx1 - t.wx0 <= 512
-        assert t.wy0 == max(0, t.y0 - tiles.HALO) and t.wy1 == min(hw[0], t.y1 + tiles.HALO)
-        assert t.wx0 == max(0, t.x0 - tiles.HALO) and t.wx1 == min(hw[1], t.x1 + tiles.HALO)
+        assert t.wy0 == max(0, t.y0 - halo) and t.wy1 == min(hw[0], t.y1 + halo)
+        assert t.wx0 == max(0, t.x0 - halo) and t.wx1 == min(hw[1], t.x1 + halo)
     assert (covered == 1).all()
     assert len({(t.wy1 - t.wy0, t.wx1 - t.wx0) for t in plan}) <= 4  # at most four compilations
 
@@ -48,7 +50,7 @@ def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm):
     net = (model.graphdef, model.params)
     grad = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=(1, 5))
     (value, terms), expected = grad(image, *net, targets, Weights.of(config), config.compiled_part())
-    plan = tiles.plan(content.shape[1:3], TILE)
+    plan = tiles.plan(content.shape[1:3], TILE, LAYERS)
     assert len(plan) == 4
     (tiled_value, tiled_terms), got = tiles.value_and_grad(
         image, *net, targets, Weights.of(config), config.compiled_part(), plan
@@ -57,6 +59,32 @@ def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm):
     for name in terms:
         np.testing.assert_allclose(tiled_terms[name], terms[name], rtol=1e-5)
     assert float(jnp.linalg.norm(got - expected) / jnp.linalg.norm(expected)) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("content_layer", "halo", "tile", "short"), [("block4_conv2", 48, TILE, 32), ("block5_conv1", 80, 208, 48)]
+)
+def test_the_halo_is_what_the_deepest_layer_reads(model, pair, monkeypatch, content_layer, halo, tile, short):
+    """The halo is the deepest layer's margin (38 and 70 px here) on the pooling grid: exact with
+    it, measurably wrong with a ``short`` one."""
+    content, style = (jnp.asarray(x)[None] for x in pair)
+    config = StyleConfig(content_layers=((content_layer, 1.0),))
+    assert tiles.halo(config.layers) == halo
+    targets = compute_targets(model, content, [style], config)
+    image = 0.8 * content + 0.2 * jax.random.uniform(jax.random.key(1), content.shape)
+    net, weights, compiled = (model.graphdef, model.params), Weights.of(config), config.compiled_part()
+    _, expected = jax.value_and_grad(objective, has_aux=True)(image, *net, targets, weights, compiled)
+
+    def error() -> float:
+        plan = tiles.plan(content.shape[1:3], tile, config.layers)
+        assert len(plan) > 1
+        _, got = tiles.value_and_grad(image, *net, targets, weights, compiled, plan)
+        return float(jnp.linalg.norm(got - expected) / jnp.linalg.norm(expected))
+
+    exact = error()
+    monkeypatch.setattr(tiles, "halo", lambda layers: short)
+    wrong = error()
+    assert exact < 2e-6 and wrong > 10 * exact, (exact, wrong)  # float rounding vs missing pixels
 
 
 def test_tiled_targets_equal_the_whole_pictures(model, pair):
@@ -78,7 +106,7 @@ def test_a_tiled_picture_has_no_seams(model, pair):
     # Across the columns where the tiles' interiors meet, neighbouring pixels differ no more than
     # across the picture's other columns.
     step = np.abs(np.diff(result.image, axis=1)).mean(axis=(0, 2))  # column c-1 -> c, per c
-    seams = [t.x0 for t in tiles.plan(content.shape[:2], TILE) if t.x0 > 0]
+    seams = [t.x0 for t in tiles.plan(content.shape[:2], TILE, LAYERS) if t.x0 > 0]
     others = np.delete(step, [c - 1 for c in seams])
     assert step[[c - 1 for c in seams]].max() <= np.percentile(others, 90), (
         step[[c - 1 for c in seams]],
@@ -89,8 +117,10 @@ def test_a_tiled_picture_has_no_seams(model, pair):
 
 def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
     content, style = pair
-    with pytest.raises(ValueError, match="tiles of 100 px are too small: a tile reads a 96 px halo"):
-        tiles.plan((500, 500), 100)
+    with pytest.raises(ValueError, match="tiles of 100 px are too small: a tile reads a 48 px halo"):
+        tiles.plan((500, 500), 100, LAYERS)
+    with pytest.raises(ValueError, match="tiles of 208 px are too small: a tile reads a 128 px halo"):
+        tiles.plan((500, 500), 208, ["block5_conv4"])  # the seed preset's content layer
     with pytest.raises(ValueError, match="tiles work on one image on one device"):
         from jnst.stylize import stylize_batch
 
@@ -115,7 +145,7 @@ def test_memory_plan_runs_whole_when_it_fits_and_in_tiles_when_not(model, monkey
     tight = plan_memory(model, hw, StyleConfig(), budget=whole.peak - 1, **kw)
     assert tight.tile and tight.tiles > 1 and tight.peak < whole.peak
     # Room for half the side (a quarter of the pixels) in the smallest tiles: that is what it names.
-    half = 2**29 + tiled_bytes(model, (384, 512), StyleConfig(), 2 * tiles.HALO + 16)
+    half = 2**29 + tiled_bytes(model, (384, 512), StyleConfig(), 2 * tiles.halo(LAYERS) + tiles.ALIGN)
     with pytest.raises(ValueError, match=r"does not fit in .* the largest that fits is about (\d+) px") as error:
         plan_memory(model, hw, StyleConfig(), budget=half, **kw)
     assert 450 <= int(re.search(r"about (\d+) px", str(error.value))[1]) <= 580
