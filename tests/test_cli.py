@@ -27,6 +27,7 @@ from PIL import Image
 
 from jnst import cli, compile_cache, images, plot, presets
 from jnst import config as config_lib
+from jnst.cli.parser import build_parser, init_file, style_config
 from jnst.vgg import LAYERS
 
 # The modules themselves: ``jnst.stylize`` is the function that jnst/__init__.py re-exports.
@@ -560,8 +561,8 @@ def test_stylize_help_metavars_are_readable(capsys, monkeypatch):
 
 
 def parse_config(*argv: str):
-    args = cli.build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "out.png", *argv])
-    return args, cli._config(args)
+    args = build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "out.png", *argv])
+    return args, style_config(args)
 
 
 def test_every_flag_reaches_the_config():
@@ -602,7 +603,7 @@ def test_every_flag_reaches_the_config():
     assert {name: getattr(cfg, name) for name in expected} == expected
     assert args.more_styles == [Path("s2.png")] and args.style_scale == 0.5 and args.size == 64
     assert args.quiet and args.weights == Path("w.npz") and args.snapshot_dir == Path("snaps")
-    assert cli._init_path(args) is None
+    assert init_file(args) is None
     _, auto = parse_config("--scale-start", "100", "--scale-factor", "1.5")
     assert (auto.scales, auto.scale_start, auto.scale_factor) == ((), 100, 1.5)
     _, single = parse_config("--scales", "none")
@@ -612,12 +613,12 @@ def test_every_flag_reaches_the_config():
 @pytest.mark.parametrize("mode", config_lib.INITS)
 def test_init_mode_names_keep_their_meaning(mode):
     args, cfg = parse_config("--init", mode)
-    assert cfg.init == mode and cli._init_path(args) is None
+    assert cfg.init == mode and init_file(args) is None
 
 
 def test_init_file_leaves_the_config_init_alone():
     args, cfg = parse_config("--init", "start.png", "--preset", "seed")
-    assert cli._init_path(args) == Path("start.png")
+    assert init_file(args) == Path("start.png")
     assert cfg.init == config_lib.preset("seed").init
 
 

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from jnst.cli import SWEEPABLE
+from jnst.cli.parser import SWEEPABLE
 from jnst.config import StyleConfig, preset
 
 # Bounds a server sets on one job, so that no request can tie the device up for hours.
