@@ -27,7 +27,7 @@ def worker(size: str, tile: int, steps: int, content: str, style: str) -> dict:
     """One run in this process (see the module docstring)."""
     from jnst import images, memory
     from jnst.config import StyleConfig
-    from jnst.loop import default_chunk_size
+    from jnst.schedule import pass_plan
     from jnst.stylize import stylize
     from jnst.vgg import Model
 
@@ -38,9 +38,8 @@ def worker(size: str, tile: int, steps: int, content: str, style: str) -> dict:
     painting = images.load_style(quality.find_image(style), picture.shape[:2])
     hw = picture.shape[:2]
     config = StyleConfig(steps=steps, scale_start=0)
-    chunk = default_chunk_size(None, hw[0] * hw[1])
-    plan = memory.plan_memory(model, hw, config, sides=(max(hw),), steps=(steps,), chunk=chunk, unroll=True,
-                              budget=memory.available_bytes(), tile=tile)  # fmt: skip
+    passes = pass_plan(hw, [painting.shape[:2]], config)
+    plan = memory.plan_memory(model, config, passes, unroll=True, budget=memory.available_bytes(), tile=tile)
     marks = [(0, time.perf_counter())]
     record = lambda step, *_: marks.append((step, time.perf_counter()))  # noqa: E731
     stylize(picture, painting, config, model=model, tile=plan.tile, callback=record)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax
@@ -21,6 +22,7 @@ from jnst import tiles
 from jnst.config import StyleConfig
 from jnst.loop import LoopState, run_chunk
 from jnst.objective import Weights
+from jnst.schedule import Pass
 from jnst.targets import Targets
 from jnst.vgg import Model, features
 
@@ -126,9 +128,7 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
 class Plan:
     """What a run will do and need: its passes, the finest pass's tiles, and its peak memory."""
 
-    sides: tuple[int, ...]
-    steps: tuple[int, ...]
-    hw: tuple[int, int]
+    passes: tuple[Pass, ...]
     tile: int
     tiles: int
     peak: int
@@ -136,39 +136,34 @@ class Plan:
 
     def describe(self) -> str:
         """A few lines for people (``jnst stylize --dry-run``)."""
-        passes = ", ".join(f"{side} px x {n}" for side, n in zip(self.sides, self.steps, strict=True))
-        how = f"in {self.tiles} tiles of at most {self.tile} px" if self.tile else "whole"
+        passes = ", ".join(f"{p.side} px x {p.steps}" for p in self.passes)
+        (height, width), chunk = self.passes[-1].hw, self.passes[-1].chunk
+        how = f"in {self.tiles} tiles of at most {self.tile} px" if self.tile else f"whole, chunks of {chunk} steps"
         return "\n".join([
             f"passes (long side x steps): {passes}",
-            f"finest pass: {self.hw[1]}x{self.hw[0]}, {how}, on {jax.device_count()} {jax.default_backend()} device(s)",
+            f"finest pass: {width}x{height}, {how}, on {jax.device_count()} {jax.default_backend()} device(s)",
             f"peak memory: {format_size(self.peak)} of {format_size(self.budget)} available",
         ])  # fmt: skip
 
 
 def plan_memory(
-    model: Model,
-    hw: tuple[int, int],
-    config: StyleConfig,
-    *,
-    sides: tuple[int, ...],
-    steps: tuple[int, ...],
-    chunk: int,
-    unroll: bool,
-    budget: int,
-    tile: int = 0,
+    model: Model, config: StyleConfig, passes: Sequence[Pass], *, unroll: bool, budget: int, tile: int = 0
 ) -> Plan:
-    """The plan for a finest pass of ``hw``: whole if it fits in ``budget`` bytes, else in the
+    """The plan for these ``passes`` (:func:`jnst.schedule.pass_plan`), from their finest: whole
+    if it fits in ``budget`` bytes, else in the
     largest tiles that fit (``tile`` > 0 forces that tile size). Raises ValueError, naming the
     largest long side that fits, when even the smallest tiles do not."""
+    passes = tuple(passes)
+    hw, chunk = passes[-1].hw, passes[-1].chunk
     base = resident_bytes()
     if tile:
         count = len(tiles.plan(hw, tile, config.layers))
         if count == 1:
-            return Plan(sides, steps, hw, 0, 1, base + whole_bytes(model, hw, config, chunk, unroll), budget)
-        return Plan(sides, steps, hw, tile, count, base + tiled_bytes(model, hw, config, tile), budget)
+            return Plan(passes, 0, 1, base + whole_bytes(model, hw, config, chunk, unroll), budget)
+        return Plan(passes, tile, count, base + tiled_bytes(model, hw, config, tile), budget)
     peak = base + whole_bytes(model, hw, config, chunk, unroll)
     if peak <= budget:
-        return Plan(sides, steps, hw, 0, 1, peak, budget)
+        return Plan(passes, 0, 1, peak, budget)
     # A tile's program grows with its window's pixels: measured once at 1024 px, then the largest
     # tile estimated to fit is measured exactly (each measurement is a compilation).
     picture, program = _tiled_parts(model, hw, config, 1024)
@@ -178,7 +173,7 @@ def plan_memory(
         if base + picture + per_pixel * _window_pixels(_largest_tile(hw, side, config.layers)) <= budget:
             peak = base + tiled_bytes(model, hw, config, side)
             if peak <= budget:
-                return Plan(sides, steps, hw, side, len(tiles.plan(hw, side, config.layers)), peak, budget)
+                return Plan(passes, side, len(tiles.plan(hw, side, config.layers)), peak, budget)
     picture, program = _tiled_parts(model, hw, config, smallest)
     largest = int(max(hw) * (max(0.0, budget - base - program) / picture) ** 0.5)
     fits = f"the largest that fits is about {largest} px on its long side" if largest >= 16 else "no picture fits"

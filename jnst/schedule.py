@@ -8,11 +8,16 @@ belong to the old size, so it starts afresh.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
 
+from jnst import images
 from jnst.config import StyleConfig
-from jnst.loop import LoopState
+from jnst.loop import LoopState, default_chunk_size
+from jnst.vgg import min_side
 
 Array = jax.Array
 
@@ -26,6 +31,49 @@ def _resize(x: Array, hw: tuple[int, int]) -> Array:
     if tuple(x.shape[1:3]) == tuple(hw):
         return x
     return jax.image.resize(x, (x.shape[0], *hw, x.shape[3]), "linear", antialias=True)
+
+
+def scaled(hw: tuple[int, int], factor: float) -> tuple[int, int]:
+    """``hw`` with its long side scaled by ``factor`` (a style image at a coarse pass)."""
+    return images.fit_long_side(hw, max(1, round(factor * max(hw))))
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass of coarse to fine: the picture's long side and size, its steps, and the steps of
+    each compiled chunk (on a CPU sized to the pass's pixels: the small coarse passes of a big
+    picture compile short chunks, a first look sooner; the big ones run longer, faster ones)."""
+
+    side: int
+    hw: tuple[int, int]
+    steps: int
+    chunk: int
+
+
+def pass_plan(
+    content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]], config: StyleConfig, backend: str | None = None
+) -> list[Pass]:
+    """Every pass, coarse to fine, for these image sizes on ``backend`` (the default one when
+    None): what the run, its progress bar and its memory plan all follow.
+
+    Passes too small for the layers (content or any style below ``vgg.min_side``) are dropped;
+    steps are shared in whole chunks of the finest pass where they allow (see
+    :func:`steps_per_pass`).
+    """
+    smallest = min_side(config.layers)
+
+    def big_enough(side: int) -> bool:
+        factor = side / max(content_hw)
+        return all(min(scaled(hw, factor)) >= smallest for hw in [content_hw, *style_hws])
+
+    def chunk(hw: tuple[int, int]) -> int:
+        return config.chunk_size or default_chunk_size(backend, hw[0] * hw[1])
+
+    sides = [side for side in config.pyramid(max(content_hw)) if big_enough(side)]
+    sides = sides[-config.steps :] if config.steps else sides  # no pass without a step
+    hws = [images.fit_long_side(content_hw, side) for side in sides]
+    steps = steps_per_pass(config.total_steps(len(sides)), len(sides), config.ratio(len(sides)), chunk(content_hw))
+    return [Pass(side, hw, n, chunk(hw)) for side, hw, n in zip(sides, hws, steps, strict=True)]
 
 
 def steps_per_pass(steps: int, passes: int, ratio: float = 1.0, quantum: int = 1) -> list[int]:

@@ -19,9 +19,9 @@ from jnst import checkpoint, color, images, tiles
 from jnst.checkpoint import Checkpoints, Position
 from jnst.config import StyleConfig
 from jnst.devices import check_split, height_split, make_mesh, place, to_host
-from jnst.loop import LoopState, check_finite, default_chunk_size, run_chunk, segments
+from jnst.loop import LoopState, check_finite, run_chunk, segments
 from jnst.objective import Weights
-from jnst.schedule import next_pass, resize, steps_per_pass
+from jnst.schedule import next_pass, pass_plan, resize, scaled
 from jnst.targets import compute_targets
 from jnst.vgg import Model, min_side
 
@@ -64,10 +64,6 @@ def _as_batch(image: np.ndarray | Array, what: str) -> Array:
     return image[None]
 
 
-def _scaled(hw: tuple[int, int], factor: float) -> tuple[int, int]:
-    return images.fit_long_side(hw, max(1, round(factor * max(hw))))
-
-
 def _prepare_colors(content: Array, styles: list[Array], mode: str) -> tuple[Array, list[Array]]:
     """Inputs as the optimisation sees them under the colour-preservation ``mode``."""
     if mode == "luminance":
@@ -79,25 +75,6 @@ def _prepare_colors(content: Array, styles: list[Array], mode: str) -> tuple[Arr
         c = np.asarray(content[0])
         return content, [jnp.asarray(color.match_colors(np.asarray(s[0]), c))[None] for s in styles]
     return content, styles
-
-
-def pass_plan(
-    content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]], config: StyleConfig, chunk: int = 1
-) -> tuple[list[int], list[int]]:
-    """The long side and the steps of every pass, coarse to fine, for these image sizes.
-
-    Passes too small for the layers (content or any style below ``vgg.min_side``) are dropped;
-    steps are shared in whole ``chunk``s where they allow (see :func:`steps_per_pass`).
-    """
-    smallest = min_side(config.layers)
-
-    def big_enough(side: int) -> bool:
-        factor = side / max(content_hw)
-        return all(min(_scaled(hw, factor)) >= smallest for hw in [content_hw, *style_hws])
-
-    sides = [side for side in config.pyramid(max(content_hw)) if big_enough(side)]
-    sides = sides[-config.steps :] if config.steps else sides  # no pass without a step
-    return sides, steps_per_pass(config.total_steps(len(sides)), len(sides), config.ratio(len(sides)), chunk)
 
 
 # What the items of a batch may differ in: their weights (arguments of the compiled step) and seed.
@@ -212,7 +189,6 @@ def stylize_batch(
     compiled = config.compiled_part()
     weights = _stack([Weights.of(c, max(full_hw)) for c in configs])
     backend = jax.default_backend()
-    chunk = config.chunk_size or default_chunk_size(backend, full_hw[0] * full_hw[1])
     work = [_prepare_colors(c, styles_b, config.color) for c in contents_b]
 
     def finish(average: np.ndarray) -> list[np.ndarray]:
@@ -227,10 +203,11 @@ def stylize_batch(
             outs.append(out)
         return outs
 
-    sides, pass_steps = pass_plan(full_hw, [s.shape[1:3] for s in styles_b], config, chunk)
+    passes = pass_plan(full_hw, [s.shape[1:3] for s in styles_b], config, backend)
+    pass_steps = tuple(p.steps for p in passes)
     mesh = None if shard == "none" else make_mesh(devices)
     if mesh is not None:
-        check_split(shard, mesh, n, images.fit_long_side(full_hw, sides[0])[0])
+        check_split(shard, mesh, n, passes[0].hw[0])
     split = height_split(mesh) if shard == "space" else None
     position = Position(0, 0, None)
     if checkpoints is not None:
@@ -239,17 +216,16 @@ def stylize_batch(
         position = checkpoints.begin(found) or position
     history, snapshots = list(position.history), list(position.snapshots)
     step, state = position.step, None
-    for index, (side, steps) in enumerate(zip(sides, pass_steps, strict=True)):
+    for index, (side, hw, steps, chunk) in enumerate((p.side, p.hw, p.steps, p.chunk) for p in passes):
         if index < position.pass_index:
             continue
         factor = side / max(full_hw)
-        hw = images.fit_long_side(full_hw, side)
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
         pass_tiles = tiles.plan(hw, tile, config.layers) if tile else []
         items = []
         for (content, item_styles), item_config in zip(work, configs, strict=True):
             pass_content = resize(content, hw)
-            pass_styles = [resize(s, _scaled(s.shape[1:3], factor)) for s in item_styles]
+            pass_styles = [resize(s, scaled(s.shape[1:3], factor)) for s in item_styles]
             if len(pass_tiles) > 1:
                 net = (model.graphdef, model.params)
                 pass_targets = tiles.compute_targets(*net, pass_content, pass_styles, item_config, tile)
@@ -275,10 +251,7 @@ def stylize_batch(
         if mesh is not None:
             state, targets, weights = place((state, targets, weights), mesh, shard)
         pass_start = sum(pass_steps[:index])
-        # Each pass's chunk fits its own size: the small coarse passes of a big picture compile
-        # short chunks (a first look sooner), the big ones run longer, faster ones.
-        pass_chunk = config.chunk_size or default_chunk_size(backend, hw[0] * hw[1])
-        chunks = segments(pass_start, steps, config.snapshot_every, pass_chunk)
+        chunks = segments(pass_start, steps, config.snapshot_every, chunk)
         for length in checkpoint.remaining(chunks, pass_start, step):
             if length == 0:
                 snapshots.append((step, finish(to_host(state.average))))
@@ -309,7 +282,7 @@ def stylize_batch(
         shots = [(s, images[i]) for s, images in snapshots]
         if config.snapshot_every and (not shots or shots[-1][0] != step):
             shots.append((step, finals[i]))
-        results.append(StyleResult(finals[i], losses_out, tuple(shots), tuple(pass_steps)))
+        results.append(StyleResult(finals[i], losses_out, tuple(shots), pass_steps))
     return results
 
 

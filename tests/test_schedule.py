@@ -63,11 +63,27 @@ def test_auto_schedule_grows_with_the_size():
     """steps=0 and pass_ratio=0: 40 steps a pass, the coarsest pass 4x the finest, so a larger
     picture gets more steps, most of the extra ones at its fine passes."""
     from jnst.config import StyleConfig
-    from jnst.stylize import pass_plan
+    from jnst.schedule import pass_plan
 
-    cfg = StyleConfig(pass_ratio=0.0)
-    assert pass_plan((192, 256), [(203, 256)], cfg, 5) == ([128, 181, 256], [70, 35, 15])
+    def plan(hw, style_hw, config):
+        passes = pass_plan(hw, [style_hw], config, "cpu")
+        return [p.side for p in passes], [p.steps for p in passes]
+
+    cfg = StyleConfig(pass_ratio=0.0, chunk_size=5)
+    assert plan((192, 256), (203, 256), cfg) == ([128, 181, 256], [70, 35, 15])
     # The default splits 40 a pass evenly.
-    assert pass_plan((192, 256), [(203, 256)], StyleConfig(), 2) == ([128, 181, 256], [40, 40, 40])
-    assert pass_plan((384, 512), [(406, 512)], cfg, 5) == ([128, 181, 256, 362, 512], [70, 50, 35, 25, 20])
-    assert pass_plan((384, 512), [(406, 512)], cfg.replace(steps=90, pass_ratio=1.0), 5)[1] == [20, 20, 20, 20, 10]
+    assert plan((192, 256), (203, 256), StyleConfig()) == ([128, 181, 256], [40, 40, 40])
+    assert plan((384, 512), (406, 512), cfg) == ([128, 181, 256, 362, 512], [70, 50, 35, 25, 20])
+    assert plan((384, 512), (406, 512), cfg.replace(steps=90, pass_ratio=1.0))[1] == [20, 20, 20, 20, 10]
+
+
+def test_each_pass_compiles_chunks_for_its_own_size():
+    """On a CPU a big picture's small coarse passes run short chunks (a first look sooner), its
+    fine ones longer chunks; the sizes are the content's aspect at each long side."""
+    from jnst.config import StyleConfig
+    from jnst.schedule import pass_plan
+
+    passes = pass_plan((1536, 2048), [(1280, 2048)], StyleConfig(), "cpu")
+    assert [(p.side, p.hw, p.chunk) for p in passes[:2]] == [(128, (96, 128), 2), (181, (136, 181), 2)]
+    assert passes[-1].hw == (1536, 2048) and passes[-1].chunk == 1
+    assert {p.chunk for p in pass_plan((1536, 2048), [(1280, 2048)], StyleConfig(), "gpu")} == {50}

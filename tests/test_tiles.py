@@ -136,18 +136,19 @@ def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
 def test_memory_plan_runs_whole_when_it_fits_and_in_tiles_when_not(model, monkeypatch):
     from jnst import memory
     from jnst.memory import plan_memory, tiled_bytes
+    from jnst.schedule import Pass
 
     monkeypatch.setattr(memory, "resident_bytes", lambda: 2**29)  # what the process holds: fixed
 
-    hw, kw = (768, 1024), {"sides": (1024,), "steps": (5,), "chunk": 1, "unroll": True}  # compiled, not run
-    whole = plan_memory(model, hw, StyleConfig(), budget=2**40, **kw)
+    kw = {"passes": [Pass(1024, (768, 1024), 5, 1)], "unroll": True}  # compiled, not run
+    whole = plan_memory(model, StyleConfig(), budget=2**40, **kw)
     assert (whole.tile, whole.tiles) == (0, 1) and whole.peak > 2**29
-    tight = plan_memory(model, hw, StyleConfig(), budget=whole.peak - 1, **kw)
+    tight = plan_memory(model, StyleConfig(), budget=whole.peak - 1, **kw)
     assert tight.tile and tight.tiles > 1 and tight.peak < whole.peak
     # Room for half the side (a quarter of the pixels) in the smallest tiles: that is what it names.
     half = 2**29 + tiled_bytes(model, (384, 512), StyleConfig(), 2 * tiles.halo(LAYERS) + tiles.ALIGN)
     with pytest.raises(ValueError, match=r"does not fit in .* the largest that fits is about (\d+) px") as error:
-        plan_memory(model, hw, StyleConfig(), budget=half, **kw)
+        plan_memory(model, StyleConfig(), budget=half, **kw)
     assert 450 <= int(re.search(r"about (\d+) px", str(error.value))[1]) <= 580
 
 

@@ -23,7 +23,7 @@ def _stylize(args: argparse.Namespace) -> int:
     if args.tile:
         from jnst.tiles import check_tile
 
-        check_tile(args.tile)  # before anything long
+        check_tile(args.tile, cfg.layers)  # before anything long
     if args.more_styles and args.output.is_dir():
         args.output = OutputFolder(args.output)
     if isinstance(args.output, OutputFolder) or args.sweep:

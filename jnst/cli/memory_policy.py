@@ -4,11 +4,17 @@ analysis against the memory available, and the plan ``--dry-run`` prints."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from jnst.cli.common import UsageError
 
+if TYPE_CHECKING:
+    from jnst.config import StyleConfig
+    from jnst.schedule import Pass
+    from jnst.vgg import Model
 
-def memory_plan(args: argparse.Namespace, model, hw: tuple[int, int], cfg, sides, steps, chunk: int) -> int | None:
+
+def memory_plan(args: argparse.Namespace, model: Model, cfg: StyleConfig, passes: list[Pass]) -> int | None:
     """The tile size this run needs (0: whole) from XLA's memory analysis against the memory
     available (``--max-memory``, else the machine's), or None after ``--dry-run`` printed the
     plan. A picture that cannot fit stops here, before the long computation, with one line."""
@@ -19,10 +25,11 @@ def memory_plan(args: argparse.Namespace, model, hw: tuple[int, int], cfg, sides
     budget = args.max_memory or memory.available_bytes()
     # Under a third of the budget at 3 KB a pixel (measured: 2.2 KB at 2048 px) fits whole
     # without a compilation to prove it.
-    if not (args.dry_run or args.tile or args.max_memory) and 3 * 1024 * hw[0] * hw[1] < budget / 3:
+    height, width = passes[-1].hw
+    if not (args.dry_run or args.tile or args.max_memory) and 3 * 1024 * height * width < budget / 3:
         return 0
-    plan = memory.plan_memory(model, hw, cfg, sides=tuple(sides), steps=tuple(steps), chunk=chunk,
-                              unroll=jax.default_backend() == "cpu", budget=budget, tile=args.tile or 0)  # fmt: skip
+    plan = memory.plan_memory(model, cfg, passes, unroll=jax.default_backend() == "cpu", budget=budget,
+                              tile=args.tile or 0)  # fmt: skip
     if args.dry_run:
         print(plan.describe())
         return None

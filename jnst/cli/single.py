@@ -28,8 +28,9 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     memory planned before the optimisation; the image (and checkpoint) reached so far survive
     Ctrl-C and divergence."""
     from jnst import plot
-    from jnst.loop import DivergedError, default_chunk_size
-    from jnst.stylize import pass_plan, stylize
+    from jnst.loop import DivergedError
+    from jnst.schedule import pass_plan
+    from jnst.stylize import stylize
     from jnst.vgg import Model
     from jnst.weights import load
 
@@ -65,9 +66,8 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         masks = images.load_masks(args.masks, content.shape[:2])
     elif args.mask_map:
         masks = images.load_mask_map(args.mask_map, content.shape[:2], len(styles))
-    chunk = cfg.chunk_size or default_chunk_size(None, content.shape[0] * content.shape[1])
-    sides, pass_steps = pass_plan(content.shape[:2], [s.shape[:2] for s in styles], cfg, chunk)
-    tile = memory_plan(args, model, content.shape[:2], cfg, sides, pass_steps, chunk)
+    passes = pass_plan(content.shape[:2], [s.shape[:2] for s in styles], cfg)
+    tile = memory_plan(args, model, cfg, passes)
     if tile is None:
         return 0
     # Only once every input has loaded, so that a failed run leaves no empty snapshot folder.
@@ -88,7 +88,7 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         if step % cfg.snapshot_every == 0:
             images.save_image(image, snapshot_dir / f"step_{step:05d}.png")
 
-    progress = Progress(sum(pass_steps), args.quiet, on_step)
+    progress = Progress(sum(p.steps for p in passes), args.quiet, on_step)
     start = time.perf_counter()
     try:
         with contextlib.nullcontext() if checkpoints is None else checkpoints.signals():

@@ -38,8 +38,9 @@ from PIL import Image
 from jnst import images
 from jnst.checkpoint import CheckpointError, Checkpoints, Position
 from jnst.config import StyleConfig
+from jnst.schedule import pass_plan
 from jnst.serve import settings as settings_lib
-from jnst.stylize import pass_plan, stylize_batch
+from jnst.stylize import stylize_batch
 from jnst.vgg import Model, min_side
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
@@ -145,7 +146,7 @@ def read_inputs(folder: Path, settings: settings_lib.Settings, styles: int) -> I
 
 def _total_steps(inputs: Inputs) -> int:
     hw = inputs.content.shape[:2]
-    return sum(pass_plan(hw, [s.shape[:2] for s in inputs.styles], inputs.configs[0])[1])
+    return sum(p.steps for p in pass_plan(hw, [s.shape[:2] for s in inputs.styles], inputs.configs[0]))
 
 
 def _write_json(path: Path, data: dict) -> None:
