@@ -94,6 +94,7 @@ def stylize(
     devices: int | None = None,
     tile: int = 0,
     checkpoints: Checkpoints | None = None,
+    on_tile: Callable[[str, int, int], None] | None = None,
 ) -> StyleResult:
     """Paint ``content`` in the style of ``style`` (float (H, W, 3) RGB in [0, 1]).
 
@@ -107,14 +108,15 @@ def stylize(
     terms and the current image as the result would show it: (H, W, 3) numpy, full size,
     colours restored. ``shard="space"`` splits the image's height over ``devices`` devices;
     ``tile`` > 0 computes each pass bigger than ``tile`` px tile by tile (see
-    :func:`stylize_batch`). ``checkpoints`` saves the run's position as it goes, or resumes it
+    :func:`stylize_batch`; ``on_tile(sweep, done, count)`` hears of each tile).
+    ``checkpoints`` saves the run's position as it goes, or resumes it
     (:class:`jnst.checkpoint.Checkpoints`).
     """
     on_chunk = None if callback is None else lambda step, terms, images: callback(step, terms[0], images[0])
     inits = None if init_image is None else [init_image]
     (result,) = stylize_batch([content], style, [config or StyleConfig()], masks=masks, init_images=inits,
                               model=model, callback=on_chunk, shard=shard, devices=devices, tile=tile,
-                              checkpoints=checkpoints)  # fmt: skip
+                              checkpoints=checkpoints, on_tile=on_tile)  # fmt: skip
     return result
 
 
@@ -131,6 +133,7 @@ def stylize_batch(
     devices: int | None = None,
     tile: int = 0,
     checkpoints: Checkpoints | None = None,
+    on_tile: Callable[[str, int, int], None] | None = None,
 ) -> list[StyleResult]:
     """:func:`stylize` for a batch, optimised together as one compiled program (``vmap``).
 
@@ -142,7 +145,8 @@ def stylize_batch(
     per item. ``shard`` spreads the work over ``devices`` devices (all when None): ``"batch"``
     splits the items, ``"space"`` each image's height (see :mod:`jnst.devices`). With ``tile``
     > 0 (one image, one device, no masks), a pass whose side exceeds ``tile`` px computes its
-    targets and every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`).
+    targets and every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`),
+    and ``on_tile(sweep, done, count)`` hears of each finished tile of a step's two sweeps.
     ``checkpoints`` is told the run's position after every chunk, and gives the position to resume
     from; a resumed run's result is bitwise the uninterrupted one's. A NaN or Inf in the loss or
     the pixels raises :class:`jnst.loop.DivergedError` at the chunk where it appears, before the
@@ -258,7 +262,7 @@ def stylize_batch(
                 continue
             if len(pass_tiles) > 1:
                 state, terms = tiles.run_steps(pass_tiles, (model.graphdef, model.params), targets, weights, state,
-                                               config=compiled, length=length)  # fmt: skip
+                                               config=compiled, length=length, on_tile=on_tile)  # fmt: skip
             else:
                 state, terms = run_chunk(
                     model.graphdef, model.params, targets, weights, state,

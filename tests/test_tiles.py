@@ -166,3 +166,12 @@ def test_dry_run_prints_the_plan_and_writes_nothing(shared_images, tmp_path, cap
     assert not out.exists()
     assert main([*args, "--max-memory", "lots"]) == 2
     assert "'lots' is not a memory size" in capsys.readouterr().err
+
+
+def test_progress_shows_the_pass_and_the_tile(shared_images, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    args = ["stylize", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
+    assert main([*args, "--size", "256", "--tile", str(TILE), "--steps", "2", "--scales", "none"]) == 0
+    err = capsys.readouterr().err
+    assert "pass 1/1 256x192 · tile 2/4 (statistics)" in err and "pass 1/1 256x192 · tile 4/4 (gradient)" in err
+    assert out.exists()

@@ -5,14 +5,20 @@ joining a cluster, and checkpoints."""
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jnst import devices
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from jnst.checkpoint import Checkpoints
+    from jnst.schedule import Pass
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -25,26 +31,41 @@ class UsageError(Exception):
 
 
 class Progress:
-    """Progress bar over steps with loss, steps/s and time left; keeps the latest image for Ctrl-C."""
+    """Progress bar over steps: the pass (and, at print size, the tile), loss, steps/s and time
+    left; keeps the latest image for Ctrl-C."""
 
-    def __init__(self, total: int, quiet: bool, on_step):
+    def __init__(self, passes: Sequence[Pass], quiet: bool, on_step: Callable[[int, np.ndarray], None]):
         from tqdm import tqdm
 
+        self.passes, self.ends = list(passes), list(itertools.accumulate(p.steps for p in passes))
         self.bar = tqdm(
-            total=total,
+            total=self.ends[-1],
             disable=quiet,
             unit="step",
             dynamic_ncols=True,
             bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{rate_fmt}, {remaining} left]",
         )
         self.on_step = on_step
-        self.step, self.image = 0, None
+        self.step, self.image, self.loss = 0, None, None
+        self.describe()
 
-    def __call__(self, step, chunk_losses, image) -> None:
-        self.bar.set_description_str(f"loss {float(chunk_losses['total'][-1]):.4g}", refresh=False)
+    def describe(self, tile: str = "") -> None:
+        """``pass 2/3 181x136 · tile 3/6 (gradient) · loss 1.2e+05`` (the parts known so far)."""
+        k = min(bisect.bisect_right(self.ends, self.step), len(self.passes) - 1)
+        (height, width), loss = self.passes[k].hw, self.loss
+        parts = [f"pass {k + 1}/{len(self.passes)} {width}x{height}", tile, "" if loss is None else f"loss {loss:.4g}"]
+        self.bar.set_description_str(" · ".join(part for part in parts if part), refresh=bool(tile))
+
+    def __call__(self, step: int, chunk_losses: dict, image: np.ndarray) -> None:
+        self.loss = float(chunk_losses["total"][-1])
         self.bar.update(step - self.step)
         self.step, self.image = step, image
+        self.describe()
         self.on_step(step, image)
+
+    def tile(self, sweep: str, done: int, count: int) -> None:
+        """A tile of a step finished (:func:`jnst.stylize`'s ``on_tile``)."""
+        self.describe(f"tile {done}/{count} ({sweep})")
 
 
 def refuse_overwriting_inputs(outputs: list[Path], inputs: list[Path]) -> None:

@@ -85,8 +85,7 @@ def stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         styles = [images.load_style(p, hw, args.style_scale) for p in style_paths]
         items = [(p, v) for p in paths for v in values]
         configs = [cfg if v is None else cfg.replace(**{SWEEPABLE[name]: v}) for _, v in items]
-        steps = sum(p.steps for p in pass_plan(hw, [s.shape[:2] for s in styles], cfg))
-        progress = Progress(steps, args.quiet, lambda *_: None)
+        progress = Progress(pass_plan(hw, [s.shape[:2] for s in styles], cfg), args.quiet, lambda *_: None)
         progress.bar.set_postfix_str(f"{len(items)} image{'s' * (len(items) > 1)} at {hw[1]}x{hw[0]}", refresh=False)
 
         def on_chunk(step: int, terms: list, imgs: list, progress: Progress = progress) -> None:

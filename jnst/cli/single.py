@@ -88,12 +88,13 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         if step % cfg.snapshot_every == 0:
             images.save_image(image, snapshot_dir / f"step_{step:05d}.png")
 
-    progress = Progress(sum(p.steps for p in passes), args.quiet, on_step)
+    progress = Progress(passes, args.quiet, on_step)
     start = time.perf_counter()
     try:
         with contextlib.nullcontext() if checkpoints is None else checkpoints.signals():
             result = stylize(content, styles, cfg, masks=masks, model=model, callback=progress, init_image=init_image,
-                             shard=args.shard, devices=args.devices, tile=tile, checkpoints=checkpoints)  # fmt: skip
+                             shard=args.shard, devices=args.devices, tile=tile, checkpoints=checkpoints,
+                             on_tile=progress.tile)  # fmt: skip
     except KeyboardInterrupt:
         progress.bar.close()
         if progress.image is None:
