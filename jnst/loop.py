@@ -36,15 +36,16 @@ def default_chunk_size(backend: str | None = None, pixels: int = 0) -> int:
     On CPU every pass of coarse to fine traces, lowers and compiles its own chunk, at about 1.4 s
     of CPU time for each step in it, while a longer chunk runs only a little faster a step (2-8 %
     from 1 to 5 steps; 2-core AVX2 EPYC, 256x192). Below 0.13 megapixels compilation weighs
-    more: a 256 px run (3 passes, 120 steps) took 121 CPU-s with chunks of 2 against 134 with
-    chunks of 5. Above it, 5 steps (10 compile about twice as long for the same speed).
+    more: a whole 256 px run (chelsea x the_scream, three passes) took 86 and 82 CPU-s with
+    chunks of 1 against 95 and 88 with chunks of 2 (and 134 against 121 for 5 against 2 before).
+    Above it, 5 steps (10 compile about twice as long for the same speed).
     XLA:CPU also keeps a few image-sized buffers of every unrolled step alive at once (about 60
     MB a step at 1024x768), so images beyond 0.8 megapixels get fewer.
     """
     if (backend or jax.default_backend()) != "cpu":
         return 50
     if pixels < 2**17:
-        return 2
+        return 1
     return max(1, min(5, 2**22 // max(pixels, 1)))
 
 

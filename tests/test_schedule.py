@@ -5,7 +5,7 @@ import pytest
 
 from jnst import StyleConfig
 from jnst.loop import LoopState, moving_average, optimizer
-from jnst.schedule import next_pass, steps_per_pass
+from jnst.schedule import next_pass, resize, steps_per_pass
 
 
 @pytest.mark.parametrize(
@@ -20,6 +20,17 @@ def test_steps_per_pass_favours_coarse_passes_in_whole_chunks():
     assert steps_per_pass(120, 3, 2.0, 5) == [70, 35, 15]
     assert steps_per_pass(90, 3, 1.0, 5) == [30, 30, 30]
     assert all(s % 5 == 0 for s in steps_per_pass(400, 5, 1.5, 5))
+
+
+@pytest.mark.parametrize("hw", [(85, 128), (120, 181), (340, 512), (100, 300), (170, 256)])
+def test_resize_is_jax_image_resize_on_the_host(hw):
+    """Each pass's inputs and start image are resized on the host (no compilation per shape),
+    with jax.image.resize's antialiased linear weights."""
+    x = jax.random.uniform(jax.random.key(0), (2, 170, 256, 3))
+    expected = jnp.clip(jax.image.resize(x, (2, *hw, 3), "linear", antialias=True), 0.0, 1.0)
+    got = resize(x, hw)
+    assert isinstance(got, jax.Array) and got.shape == (2, *hw, 3)
+    np.testing.assert_allclose(got, expected, atol=5e-5)
 
 
 def test_moving_average_is_bias_corrected():
@@ -60,7 +71,7 @@ def test_next_pass_restarts_lbfgs():
 
 
 def test_auto_schedule_grows_with_the_size():
-    """steps=0 and pass_ratio=0: 40 steps a pass, the coarsest pass 4x the finest, so a larger
+    """steps=0 and pass_ratio=0: 47 steps a pass, the coarsest pass 4x the finest, so a larger
     picture gets more steps, most of the extra ones at its fine passes."""
     from jnst.config import StyleConfig
     from jnst.schedule import pass_plan
@@ -70,10 +81,10 @@ def test_auto_schedule_grows_with_the_size():
         return [p.side for p in passes], [p.steps for p in passes]
 
     cfg = StyleConfig(pass_ratio=0.0, chunk_size=5)
-    assert plan((192, 256), (203, 256), cfg) == ([128, 181, 256], [70, 35, 15])
-    # The default splits 40 a pass evenly.
-    assert plan((192, 256), (203, 256), StyleConfig()) == ([128, 181, 256], [40, 40, 40])
-    assert plan((384, 512), (406, 512), cfg) == ([128, 181, 256, 362, 512], [70, 50, 35, 25, 20])
+    assert plan((192, 256), (203, 256), cfg) == ([128, 181, 256], [80, 40, 21])
+    # The default: each pass 0.85x the next finer one.
+    assert plan((192, 256), (203, 256), StyleConfig()) == ([128, 181, 256], [40, 47, 54])
+    assert plan((384, 512), (406, 512), cfg) == ([128, 181, 256, 362, 512], [85, 60, 40, 30, 20])
     assert plan((384, 512), (406, 512), cfg.replace(steps=90, pass_ratio=1.0))[1] == [20, 20, 20, 20, 10]
 
 
@@ -84,6 +95,7 @@ def test_each_pass_compiles_chunks_for_its_own_size():
     from jnst.schedule import pass_plan
 
     passes = pass_plan((1536, 2048), [(1280, 2048)], StyleConfig(), "cpu")
-    assert [(p.side, p.hw, p.chunk) for p in passes[:2]] == [(128, (96, 128), 2), (181, (136, 181), 2)]
-    assert passes[-1].hw == (1536, 2048) and passes[-1].chunk == 1
+    assert [p.side for p in passes] == [128, 181, 256, 362, 512, 724, 1024, 1448, 2048]
+    assert [p.chunk for p in passes] == [1, 1, 1, 1, 5, 5, 5, 2, 1]
+    assert passes[1].hw == (136, 181) and passes[-1].hw == (1536, 2048)
     assert {p.chunk for p in pass_plan((1536, 2048), [(1280, 2048)], StyleConfig(), "gpu")} == {50}

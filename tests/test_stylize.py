@@ -123,7 +123,7 @@ def test_config_validates(changes, message):
 def test_chunk_is_unrolled_short_on_cpu_and_shorter_for_small_and_big_images():
     # Small pictures: each pass's compilation outweighs a longer chunk's speed. Big ones: XLA:CPU
     # keeps image-sized buffers of every unrolled step alive.
-    assert default_chunk_size("cpu", 192 * 256) == 2
+    assert default_chunk_size("cpu", 192 * 256) == 1
     assert default_chunk_size("cpu", 384 * 512) == 5
     assert default_chunk_size("cpu", 1536 * 2048) == 1
     assert default_chunk_size("cpu", 4000 * 3000) == 1
