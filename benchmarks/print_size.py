@@ -1,12 +1,14 @@
 """Big pictures: the memory plan against the measured peak, and the time a step, whole or tiled.
 
-  python benchmarks/print_size.py --runs 1024,1024:512,2048,2048:1024,full:1536 [--steps 3]
+  python benchmarks/print_size.py --runs 1024,1024:512,2048,2048:1024,full:1536 [--steps 3] [--max-memory 12G]
 
 Each run (``SIZE`` or ``SIZE:TILE``; ``full`` is the photo's own size) is a fresh process: it
 plans the finest pass with :func:`jnst.memory.plan_memory` (as ``--dry-run`` does), runs
 ``--steps`` steps at that size alone (no coarser passes) and reports the plan's peak estimate,
 the process's peak resident memory (``VmHWM``), the first chunk's time (targets and
-compilation included) and the time a step after it. One JSON line per run; a table at the end.
+compilation included) and the time a step after it, also per pixel (the cost a pixel of a tiled
+step against a whole one). ``--max-memory`` is the plan's budget (default: the memory free).
+One JSON line per run; a table at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from _system import cpu_model, peak_rss_mib
 from report import fmt, table
 
 
-def worker(size: str, tile: int, steps: int, content: str, style: str) -> dict:
+def worker(size: str, tile: int, steps: int, content: str, style: str, budget: int) -> dict:
     """One run in this process (see the module docstring)."""
     from jnst import images, memory
     from jnst.config import StyleConfig
@@ -39,7 +41,7 @@ def worker(size: str, tile: int, steps: int, content: str, style: str) -> dict:
     hw = picture.shape[:2]
     config = StyleConfig(steps=steps, scale_start=0)
     passes = pass_plan(hw, [painting.shape[:2]], config)
-    plan = memory.plan_memory(model, config, passes, unroll=True, budget=memory.available_bytes(), tile=tile)
+    plan = memory.plan_memory(model, config, passes, unroll=True, budget=budget or memory.available_bytes(), tile=tile)
     marks = [(0, time.perf_counter())]
     record = lambda step, *_: marks.append((step, time.perf_counter()))  # noqa: E731
     stylize(picture, painting, config, model=model, tile=plan.tile, callback=record)
@@ -49,6 +51,7 @@ def worker(size: str, tile: int, steps: int, content: str, style: str) -> dict:
         "tiles": plan.tiles, "estimate_gb": plan.peak / 2**30,
         "peak_rss_gb": peak_rss_mib() / 2**10,
         "first_chunk_s": t1 - t0, "s_per_step": (t2 - t1) / (s2 - s1) if s2 > s1 else None,
+        "us_per_pixel_step": 1e6 * (t2 - t1) / (s2 - s1) / (hw[0] * hw[1]) if s2 > s1 else None,
         "total_s": time.perf_counter() - start, "megapixels": hw[0] * hw[1] / 1e6,
     }  # fmt: skip
 
@@ -59,17 +62,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--content", default="tubingen")
     parser.add_argument("--style", default="starry_night")
+    parser.add_argument("--max-memory", default="", help="the plan's budget, e.g. 12G (default: the memory free)")
     parser.add_argument("--json", type=Path, help="append the runs here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         size, _, tile = args.worker.partition(":")
-        print(json.dumps(worker(size, int(tile or 0), args.steps, args.content, args.style)))
+        from jnst.memory import parse_size
+
+        budget = parse_size(args.max_memory) if args.max_memory else 0
+        print(json.dumps(worker(size, int(tile or 0), args.steps, args.content, args.style, budget)))
         return
     rows = []
     for run in args.runs.split(","):
         cmd = [sys.executable, __file__, "--worker", run, "--steps", str(args.steps),
-               "--content", args.content, "--style", args.style]  # fmt: skip
+               "--content", args.content, "--style", args.style, "--max-memory", args.max_memory]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             print(f"{run}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             with args.json.open("a") as out:
                 out.write(json.dumps(row) + "\n")
         rows.append(row)
-    head = ["size", "tile", "tiles", "estimate_gb", "peak_rss_gb", "first_chunk_s", "s_per_step"]
+    head = ["size", "tile", "tiles", "estimate_gb", "peak_rss_gb", "first_chunk_s", "s_per_step", "us_per_pixel_step"]
     print(table(head, [[fmt(r[k]) if isinstance(r[k], float) else str(r[k]) for k in head] for r in rows]))
 
 

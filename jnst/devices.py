@@ -46,6 +46,15 @@ def make_mesh(count: int | None = None) -> Mesh:
     return Mesh(np.array(devices[:count]), (AXIS,))
 
 
+def local_devices(count: int | None = None) -> list[jax.Device]:
+    """The first ``count`` of this process's devices (all when None): what tiles spread over."""
+    devices = jax.local_devices()
+    count = len(devices) if count is None else count
+    if not 1 <= count <= len(devices):
+        raise ValueError(f"{count} devices asked for, {len(devices)} visible ({jax.default_backend()})")
+    return devices[:count]
+
+
 def check_split(shard: str, mesh: Mesh, batch: int, height: int) -> None:
     """Refuse, with one line, a batch that does not divide over the devices or an image too
     low to split (each device needs a row at the deepest layers' 1/16 scale)."""

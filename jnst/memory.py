@@ -138,7 +138,11 @@ class Plan:
         """A few lines for people (``jnst stylize --dry-run``)."""
         passes = ", ".join(f"{p.side} px x {p.steps}" for p in self.passes)
         (height, width), chunk = self.passes[-1].hw, self.passes[-1].chunk
-        how = f"in {self.tiles} tiles of at most {self.tile} px" if self.tile else f"whole, chunks of {chunk} steps"
+        how = (
+            f"in {self.tiles} tiles of at most {self.tile} px"
+            if self.tile
+            else f"whole, {chunk} step{'s' * (chunk > 1)} a chunk"
+        )
         return "\n".join([
             f"passes (long side x steps): {passes}",
             f"finest pass: {width}x{height}, {how}, on {jax.device_count()} {jax.default_backend()} device(s)",

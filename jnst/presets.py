@@ -29,11 +29,13 @@ def differences(name: str) -> list[str]:
     ]
 
 
-def table(width: int = 100) -> str:
-    """One row per preset: its name, what differs from ``default`` (one field a line) and its
-    description, wrapped to fit ``width`` columns."""
+def table(width: int = 100, diff_width: int = 36) -> str:
+    """One row per preset: its name, what differs from ``default`` (one field a line, a long one
+    wrapped at ``diff_width``) and its description, wrapped to fit ``width`` columns."""
     rows = [("preset", ["differs from default"], "what it is")]
-    rows += [(name, differences(name) or ["\N{EM DASH}"], doc) for name, (_, doc) in config_lib.PRESETS.items()]
+    for name, (_, doc) in config_lib.PRESETS.items():
+        diffs = [line for d in differences(name) for line in textwrap.wrap(d, diff_width, subsequent_indent="  ")]
+        rows.append((name, diffs or ["\N{EM DASH}"], doc))
     name_w = max(len(name) for name, _, _ in rows)
     diff_w = max(len(d) for _, diffs, _ in rows for d in diffs)
     doc_w = max(30, width - name_w - diff_w - 4)

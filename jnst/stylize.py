@@ -18,7 +18,7 @@ import numpy as np
 from jnst import checkpoint, color, images, tiles
 from jnst.checkpoint import Checkpoints, Position
 from jnst.config import StyleConfig
-from jnst.devices import check_split, height_split, make_mesh, place, to_host
+from jnst.devices import check_split, height_split, local_devices, make_mesh, place, to_host
 from jnst.loop import LoopState, check_finite, run_chunk, segments
 from jnst.objective import Weights
 from jnst.schedule import next_pass, pass_plan, resize, scaled
@@ -144,9 +144,10 @@ def stylize_batch(
     one-image run's within float tolerance. ``callback(step, chunk_losses, images)`` gets a list
     per item. ``shard`` spreads the work over ``devices`` devices (all when None): ``"batch"``
     splits the items, ``"space"`` each image's height (see :mod:`jnst.devices`). With ``tile``
-    > 0 (one image, one device, no masks), a pass whose side exceeds ``tile`` px computes its
-    targets and every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`),
-    and ``on_tile(sweep, done, count)`` hears of each finished tile of a step's two sweeps.
+    > 0 (one image, no masks), a pass whose side exceeds ``tile`` px computes its targets and
+    every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`), the tiles
+    spread over ``devices`` of this process's devices (all when None), and ``on_tile(sweep,
+    done, count)`` hears of each finished group of tiles of a step's two sweeps.
     ``checkpoints`` is told the run's position after every chunk, and gives the position to resume
     from; a resumed run's result is bitwise the uninterrupted one's. A NaN or Inf in the loss or
     the pixels raises :class:`jnst.loop.DivergedError` at the chunk where it appears, before the
@@ -168,7 +169,7 @@ def stylize_batch(
     if tile:
         tiles.check_tile(tile, config.layers)
         if n > 1 or shard != "none" or masks is not None:
-            raise ValueError("tiles work on one image on one device, without masks or --shard")
+            raise ValueError("tiles work on one image, without masks or --shard (they spread over the devices)")
     full_hw = tuple(contents_b[0].shape[1:3])
     if any(tuple(c.shape[1:3]) != full_hw for c in contents_b):
         raise ValueError(f"a batch's contents must share one size; got {sorted({c.shape[1:3] for c in contents_b})}")
@@ -210,6 +211,7 @@ def stylize_batch(
     passes = pass_plan(full_hw, [s.shape[1:3] for s in styles_b], config, backend)
     pass_steps = tuple(p.steps for p in passes)
     mesh = None if shard == "none" else make_mesh(devices)
+    tile_devices = local_devices(devices) if tile else []
     if mesh is not None:
         check_split(shard, mesh, n, passes[0].hw[0])
     split = height_split(mesh) if shard == "space" else None
@@ -262,7 +264,8 @@ def stylize_batch(
                 continue
             if len(pass_tiles) > 1:
                 state, terms = tiles.run_steps(pass_tiles, (model.graphdef, model.params), targets, weights, state,
-                                               config=compiled, length=length, on_tile=on_tile)  # fmt: skip
+                                               config=compiled, length=length, on_tile=on_tile,
+                                               devices=tile_devices if len(tile_devices) > 1 else ())  # fmt: skip
             else:
                 state, terms = run_chunk(
                     model.graphdef, model.params, targets, weights, state,

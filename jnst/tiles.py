@@ -20,7 +20,7 @@ picture's; windows start on multiples of 16 px, so VGG19's poolings see the pict
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import jax
@@ -184,29 +184,46 @@ def value_and_grad(
     config: StyleConfig,
     tiles: list[Tile],
     on_tile: Callable[[str, int, int], None] | None = None,
+    devices: Sequence[jax.Device] = (),
 ) -> tuple[tuple[Array, dict[str, Array]], Array]:
     """The objective's value, terms and gradient for ``image`` (1, H, W, 3), tile by tile: what
     ``jax.value_and_grad(objective, has_aux=True)`` gives, in a tile's memory.
-    ``on_tile(sweep, done, count)`` hears of each finished tile of either sweep (``"statistics"``,
-    ``"gradient"``), for progress at print size, where a tile takes minutes."""
 
-    def done(sweep: str, index: int, result: Array) -> None:
-        if on_tile is not None:
+    With several ``devices``, tile k runs on device k mod D (each holds the weights and targets;
+    JAX dispatches asynchronously, so D tiles run at once) and the sums and gradients are added
+    on the first. ``on_tile(sweep, done, count)`` hears of each finished group of tiles of
+    either sweep (``"statistics"``, ``"gradient"``), for progress at print size, where a tile
+    takes minutes."""
+    devices = list(devices) or [None]
+    home = devices[0]
+    replicas = [(params, targets) if d is None else jax.device_put((params, targets), d) for d in devices]
+
+    def on(k: int, tree):  # tile k's inputs, on its device
+        return tree if devices[k % len(devices)] is None else jax.device_put(tree, devices[k % len(devices)])
+
+    def back(tree):  # a result, on the first device
+        return tree if home is None else jax.device_put(tree, home)
+
+    def done(sweep: str, k: int, result) -> None:
+        if on_tile is not None and ((k + 1) % len(devices) == 0 or k + 1 == len(tiles)):
             jax.block_until_ready(result)
-            on_tile(sweep, index + 1, len(tiles))
+            on_tile(sweep, k + 1, len(tiles))
 
     hw = image.shape[1:3]
     sums = None
-    for index, t in enumerate(tiles):
-        part = _tile_sums_jit(_window(image, t), tile_box(t), graphdef, params, targets, config)
-        sums = part if sums is None else jax.tree.map(jnp.add, sums, part)
-        done("statistics", index, sums)
+    for k, t in enumerate(tiles):
+        p, tg = replicas[k % len(devices)]
+        part = _tile_sums_jit(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config)
+        sums = back(part) if sums is None else jax.tree.map(jnp.add, sums, back(part))
+        done("statistics", k, part)
     (partial, terms), sum_grads = _loss_and_sum_grads(sums, hw, targets, weights, config)
+    sum_grads = [on(k, sum_grads) for k in range(len(devices))]
     grad = jnp.zeros_like(image)
-    for index, t in enumerate(tiles):
-        g = tile_grad(_window(image, t), tile_box(t), sum_grads, graphdef, params, targets, config)
-        grad = grad.at[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :].add(g)
-        done("gradient", index, grad)
+    for k, t in enumerate(tiles):
+        p, tg = replicas[k % len(devices)]
+        g = tile_grad(on(k, _window(image, t)), tile_box(t), sum_grads[k % len(devices)], graphdef, p, tg, config)
+        grad = grad.at[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :].add(back(g))
+        done("gradient", k, g)
     tv, tv_grad = jax.value_and_grad(losses.total_variation_loss)(image)
     terms = {**terms, "tv": weights.tv * tv}
     return (partial + terms["tv"], terms), grad + weights.tv * tv_grad
@@ -218,15 +235,16 @@ _apply_gradient = jax.jit(apply_gradient, static_argnames="config", donate_argna
 def run_steps(
     tiles: list[Tile], net: tuple[nnx.GraphDef, nnx.State], targets: Targets, weights: Weights, state: LoopState,
     *, config: StyleConfig, length: int, on_tile: Callable[[str, int, int], None] | None = None,
+    devices: Sequence[jax.Device] = (),
 ) -> tuple[LoopState, dict[str, Array]]:  # fmt: skip
     """``length`` optimiser steps on tiled gradients: :func:`jnst.loop.run_chunk` for a picture
     that does not fit in memory whole (the steps run from Python, tile after tile; ``on_tile``
-    as in :func:`value_and_grad`)."""
+    and ``devices`` as in :func:`value_and_grad`)."""
     history = []
     if int(state.count) == 0:  # a pass starts with image = average (one buffer): distinct ones to donate
         state = jax.tree.map(jnp.copy, state)
     for _ in range(length):
-        (total, terms), grad = value_and_grad(state.image, *net, targets, weights, config, tiles, on_tile)
+        (total, terms), grad = value_and_grad(state.image, *net, targets, weights, config, tiles, on_tile, devices)
         state = _apply_gradient(state, grad, config)
         history.append({"total": total, **terms})
     return state, {k: jnp.stack([h[k] for h in history]) for k in history[0]}

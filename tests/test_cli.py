@@ -412,6 +412,7 @@ def test_presets_table(capsys):
     for name, (_, doc) in config_lib.PRESETS.items():
         assert rows[name][1] == " ".join(doc.split())  # the whole description, wrapped
     assert "StyleConfig(" not in stdout
+    assert max(map(len, stdout.splitlines())) <= 100  # the seed's long layer list wraps too
 
 
 def test_preset_differences():

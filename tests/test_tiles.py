@@ -121,7 +121,7 @@ def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
         tiles.plan((500, 500), 100, LAYERS)
     with pytest.raises(ValueError, match="tiles of 208 px are too small: a tile reads a 128 px halo"):
         tiles.plan((500, 500), 208, ["block5_conv4"])  # the seed preset's content layer
-    with pytest.raises(ValueError, match="tiles work on one image on one device"):
+    with pytest.raises(ValueError, match="tiles work on one image, without masks or --shard"):
         from jnst.stylize import stylize_batch
 
         stylize_batch([content, content], style, [StyleConfig(steps=1)], model=model, tile=TILE)
@@ -157,7 +157,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(shared_images, tmp_path, cap
     args = ["stylize", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
     assert main([*args, "--size", "256", "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "128 px x 40, 181 px x 40, 256 px x 40" in printed and "256x192, whole" in printed
+    assert "128 px x 40, 181 px x 47, 256 px x 54" in printed and "256x192, whole, 1 step a chunk" in printed
     assert "peak memory:" in printed and not out.exists()
     assert main([*args, "--size", "256", "--max-memory", "1M"]) == 2
     err = capsys.readouterr().err.strip()
@@ -175,3 +175,47 @@ def test_progress_shows_the_pass_and_the_tile(shared_images, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pass 1/1 256x192 · tile 2/4 (statistics)" in err and "pass 1/1 256x192 · tile 4/4 (gradient)" in err
     assert out.exists()
+
+
+# In a fresh process with 4 CPU devices (XLA_FLAGS must be set before JAX starts).
+DEVICES_SCRIPT = """
+import json, sys
+import jax, jax.numpy as jnp
+from jnst import StyleConfig, tiles
+from jnst.images import load_image, load_style
+from jnst.objective import Weights
+from jnst.targets import compute_targets
+from jnst.vgg import Model
+
+content = jnp.asarray(load_image(f"{sys.argv[1]}/tubingen.jpg", 256))[None]
+style = jnp.asarray(load_style(f"{sys.argv[1]}/starry_night.jpg", content.shape[1:3]))[None]
+config = StyleConfig()
+model = Model.create()
+targets = compute_targets(model, content, [style], config)
+image = 0.8 * content + 0.1
+plan = tiles.plan(content.shape[1:3], int(sys.argv[2]), config.layers)
+args = (image, model.graphdef, model.params, targets, Weights.of(config), config.compiled_part(), plan)
+(v1, _), g1 = tiles.value_and_grad(*args)
+heard = []
+(v4, _), g4 = tiles.value_and_grad(*args, lambda *a: heard.append(a), jax.devices())
+print(json.dumps({"devices": len(jax.devices()), "tiles": len(plan), "heard": heard,
+                  "on_first": g4.devices() == {jax.devices()[0]}, "value": abs(float(v4 - v1)) / abs(float(v1)),
+                  "grad": float(jnp.linalg.norm(g4 - g1) / jnp.linalg.norm(g1))}))
+"""
+
+
+def test_tiles_spread_over_devices_give_the_one_device_gradient(shared_images):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, str(shared_images), str(TILE)], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got["devices"] == 4 and got["tiles"] == 4
+    assert got["heard"] == [["statistics", 4, 4], ["gradient", 4, 4]]  # one group of four, each sweep
+    assert got["on_first"]  # the gradient is gathered on the first device
+    assert got["value"] < 1e-6 and got["grad"] < 1e-6

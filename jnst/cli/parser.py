@@ -161,7 +161,9 @@ def _add_stylize(sub) -> None:
     dev.add_argument(
         "--shard", choices=SHARDS, default="none", help="split a batch, or each image's height, over the devices"
     )
-    dev.add_argument("--devices", type=_positive_int, metavar="N", help="devices to use with --shard (default: all)")
+    dev.add_argument(
+        "--devices", type=_positive_int, metavar="N", help="devices to use with --shard or tiles (default: all)"
+    )
     dev.add_argument(
         "--dtype", choices=config_lib.DTYPES, help="VGG19's activations: bfloat16 is faster on GPUs and TPUs only"
     )
