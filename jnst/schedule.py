@@ -1,4 +1,5 @@
-"""Coarse to fine: how the steps are shared among passes, and how a pass hands its state on.
+"""Coarse to fine: the passes (:func:`pass_plan`: sizes, steps, compiled chunk lengths), how the
+steps are shared among them, and how a pass hands its state on.
 
 Each pass runs at a larger size (``StyleConfig.pyramid``). The next pass starts from this pass's
 averaged iterate, resized, with Adam's moment estimates resized along with it so that the

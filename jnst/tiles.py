@@ -224,12 +224,20 @@ def value_and_grad(
         g = tile_grad(on(k, _window(image, t)), tile_box(t), sum_grads[k % len(devices)], graphdef, p, tg, config)
         grad = grad.at[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :].add(back(g))
         done("gradient", k, g)
+    tv, grad = _add_total_variation(image, grad, weights.tv)
+    terms = {**terms, "tv": tv}
+    return (partial + tv, terms), grad
+
+
+@functools.partial(jax.jit, donate_argnames="grad")
+def _add_total_variation(image: Array, grad: Array, weight: Array) -> tuple[Array, Array]:
+    """The weighted TV term and ``grad`` plus its gradient, in one program (op by op, each
+    intermediate would be a picture-sized buffer: gigabytes at print size)."""
     tv, tv_grad = jax.value_and_grad(losses.total_variation_loss)(image)
-    terms = {**terms, "tv": weights.tv * tv}
-    return (partial + terms["tv"], terms), grad + weights.tv * tv_grad
+    return weight * tv, grad + weight * tv_grad
 
 
-_apply_gradient = jax.jit(apply_gradient, static_argnames="config", donate_argnames="state")
+apply_gradient_jit = jax.jit(apply_gradient, static_argnames="config", donate_argnames="state")
 
 
 def run_steps(
@@ -245,7 +253,7 @@ def run_steps(
         state = jax.tree.map(jnp.copy, state)
     for _ in range(length):
         (total, terms), grad = value_and_grad(state.image, *net, targets, weights, config, tiles, on_tile, devices)
-        state = _apply_gradient(state, grad, config)
+        state = apply_gradient_jit(state, grad, config)
         history.append({"total": total, **terms})
     return state, {k: jnp.stack([h[k] for h in history]) for k in history[0]}
 
