@@ -121,10 +121,11 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
     lowered = tiles.tile_grad.lower(window, tiles.tile_box(t), sums, model.graphdef, model.params, targets, compiled)
     # The tile program's arguments include the targets, already counted with the picture's.
     program = _program_bytes(lowered.compile()) - _tree_bytes(targets)
-    # The optimiser's update on the whole picture runs between the sweeps: its temporaries
-    # (L-BFGS's two-loop recursion keeps several picture-sized buffers) count when larger.
+    # The optimiser's update on the whole picture runs between the sweeps; its temporaries
+    # (L-BFGS's two-loop recursion keeps several picture-sized buffers) grow with the picture and
+    # are counted with it, though they never coexist with a tile's: an estimate on the safe side.
     update = tiles.apply_gradient_jit.lower(state, image, compiled).compile().memory_analysis().temp_size_in_bytes
-    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets), max(program, update)
+    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + update, program
 
 
 @dataclass(frozen=True)

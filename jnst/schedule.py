@@ -62,6 +62,14 @@ def scaled(hw: tuple[int, int], factor: float) -> tuple[int, int]:
     return images.fit_long_side(hw, max(1, round(factor * max(hw))))
 
 
+def check_sizes(content_hw: tuple[int, int], style_hws: Sequence[tuple[int, int]], config: StyleConfig) -> None:
+    """Refuse, with one line, a content or style image too small for the layers' poolings."""
+    smallest = min_side(config.layers)
+    for what, (height, width) in [("content", content_hw), *(("style", hw) for hw in style_hws)]:
+        if min(height, width) < smallest:
+            raise ValueError(f"{what} image is {width}x{height}; its layers need at least {smallest} px a side")
+
+
 @dataclass(frozen=True)
 class Pass:
     """One pass of coarse to fine: the picture's long side and size, its steps, and the steps of
@@ -84,6 +92,7 @@ def pass_plan(
     steps are shared in whole chunks of the finest pass where they allow (see
     :func:`steps_per_pass`).
     """
+    check_sizes(content_hw, style_hws, config)
     smallest = min_side(config.layers)
 
     def big_enough(side: int) -> bool:

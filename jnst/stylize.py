@@ -21,9 +21,9 @@ from jnst.config import StyleConfig
 from jnst.devices import check_split, height_split, local_devices, make_mesh, place, to_host
 from jnst.loop import LoopState, check_finite, run_chunk, segments
 from jnst.objective import Weights
-from jnst.schedule import next_pass, pass_plan, resize, scaled
+from jnst.schedule import check_sizes, next_pass, pass_plan, resize, scaled
 from jnst.targets import compute_targets
-from jnst.vgg import Model, min_side
+from jnst.vgg import Model
 
 Array = jax.Array
 
@@ -184,12 +184,7 @@ def stylize_batch(
         inits = [_as_batch(im, "init") for im in init_images] * (n // len(init_images))
         if any(im.shape[1:3] != full_hw for im in inits):
             raise ValueError(f"init image must be the content's size {full_hw}, got {inits[0].shape[1:3]}")
-    smallest = min_side(config.layers)
-    for what, image in [("content", contents_b[0]), *(("style", s) for s in styles_b)]:
-        if min(image.shape[1:3]) < smallest:
-            raise ValueError(
-                f"{what} image is {image.shape[2]}x{image.shape[1]}; its layers need at least {smallest} px a side"
-            )
+    check_sizes(full_hw, [s.shape[1:3] for s in styles_b], config)
     model = Model.create(pooling=config.pooling) if model is None else model
     compiled = config.compiled_part()
     weights = _stack([Weights.of(c, max(full_hw)) for c in configs])

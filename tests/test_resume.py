@@ -153,15 +153,15 @@ def test_overflowing_weight_diverges_at_the_first_step(model, small_pair):
 
 @pytest.fixture
 def poisoned(monkeypatch):
-    """The third compiled chunk returns NaN pixels and an Inf loss at its step: a divergence
-    forced at a known chunk."""
+    """The third compiled chunk returns NaN pixels (its iterate and so its average) and an Inf
+    loss at its step: a divergence forced at a known chunk."""
     real, calls = stylize_module.run_chunk, []
 
     def run_chunk(*args, **kwargs):
         state, terms = real(*args, **kwargs)
         calls.append(kwargs["length"])
         if len(calls) == 3:
-            state = state._replace(image=state.image * np.nan)
+            state = state._replace(image=state.image * np.nan, average=state.average * np.nan)
             terms = {**terms, "total": terms["total"].at[-1].set(np.inf)}
         return state, terms
 
@@ -219,10 +219,10 @@ def test_cli_divergence_exit_code_last_good_image_and_checkpoint(capsys, pair, t
     err = capsys.readouterr().err
     assert code == cli.EXIT_DIVERGED == 3
     assert err.splitlines() == [
-        "jnst: diverged at step 6 (loss is inf): lower the learning rate or the weights; wrote the last good "
-        f"image (step 4) to {out}, its checkpoint in {out}.ckpt"
-    ]
-    assert out.exists() and [p.name for p in Path(f"{out}.ckpt").iterdir()] == ["step_00000004"]
+        "jnst: diverged at step 3 (loss is inf): lower the learning rate or the weights; wrote the last good "
+        f"image (step 2) to {out}, its checkpoint in {out}.ckpt"
+    ]  # chunks of one step at this size: the third chunk is step 3
+    assert out.exists() and [p.name for p in Path(f"{out}.ckpt").iterdir()] == ["step_00000002"]
 
 
 # --- SIGKILL, SIGTERM and resume, in real processes ----------------------------------------------
