@@ -39,16 +39,16 @@ def join_cluster(coordinator: str | None = None, processes: int | None = None, p
 
 def make_mesh(count: int | None = None) -> Mesh:
     """A one-axis mesh over the first ``count`` devices (all visible ones when None)."""
-    devices = jax.devices()
-    count = len(devices) if count is None else count
-    if not 1 <= count <= len(devices):
-        raise ValueError(f"{count} devices asked for, {len(devices)} visible ({jax.default_backend()})")
-    return Mesh(np.array(devices[:count]), (AXIS,))
+    return Mesh(np.array(_first(jax.devices(), count)), (AXIS,))
 
 
 def local_devices(count: int | None = None) -> list[jax.Device]:
     """The first ``count`` of this process's devices (all when None): what tiles spread over."""
-    devices = jax.local_devices()
+    return _first(jax.local_devices(), count)
+
+
+def _first(devices: list[jax.Device], count: int | None) -> list[jax.Device]:
+    """The first ``count`` of ``devices`` (all when None), or one line saying how many there are."""
     count = len(devices) if count is None else count
     if not 1 <= count <= len(devices):
         raise ValueError(f"{count} devices asked for, {len(devices)} visible ({jax.default_backend()})")

@@ -260,7 +260,7 @@ def stylize_batch(
             if len(pass_tiles) > 1:
                 state, terms = tiles.run_steps(pass_tiles, (model.graphdef, model.params), targets, weights, state,
                                                config=compiled, length=length, on_tile=on_tile,
-                                               devices=tile_devices if len(tile_devices) > 1 else ())  # fmt: skip
+                                               devices=tile_devices)  # fmt: skip
             else:
                 state, terms = run_chunk(
                     model.graphdef, model.params, targets, weights, state,

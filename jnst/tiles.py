@@ -191,10 +191,10 @@ def value_and_grad(
 
     With several ``devices``, tile k runs on device k mod D (each holds the weights and targets;
     JAX dispatches asynchronously, so D tiles run at once) and the sums and gradients are added
-    on the first. ``on_tile(sweep, done, count)`` hears of each finished group of tiles of
-    either sweep (``"statistics"``, ``"gradient"``), for progress at print size, where a tile
-    takes minutes."""
-    devices = list(devices) or [None]
+    on the first; with one or none, everything stays where the image is. ``on_tile(sweep,
+    done, count)`` hears of each finished group of tiles of either sweep (``"statistics"``,
+    ``"gradient"``), for progress at print size, where a tile takes minutes."""
+    devices = list(devices) if len(devices) > 1 else [None]
     home = devices[0]
     replicas = [(params, targets) if d is None else jax.device_put((params, targets), d) for d in devices]
 
