@@ -23,11 +23,9 @@ MIN_CURVATURE = 1e-10  # torch.optim.LBFGS's threshold on s·y
 
 
 class LBFGSState(NamedTuple):
-    """The last params and gradient, and a ring of ``memory_size + 1`` slots of pairs: ``s``
-    (params' change), ``y`` (gradient's change) and ``rho = 1 / s·y`` (0 marks an empty slot).
-    Slot ``slot`` is always free: each step writes its pair there unconditionally and moves on
-    only if the pair is accepted, so the ring is updated in place (at print size a ring is
-    gigabytes; selecting between an updated and an old ring copied both)."""
+    """The last params and gradient, and a ring of accepted pairs: ``s`` (params' change),
+    ``y`` (gradient's change) and ``rho = 1 / s·y`` (0 marks an empty slot); ``slot`` is the
+    next to overwrite."""
 
     count: Array
     params: Array
@@ -48,31 +46,34 @@ def scale_by_guarded_lbfgs(memory_size: int = 10) -> optax.GradientTransformatio
     """
     if memory_size < 1:
         raise ValueError(f"memory_size must be >= 1, got {memory_size}")
-    slots = memory_size + 1
 
     def init(params: Array) -> LBFGSState:
-        zeros = jnp.zeros((slots, *params.shape), params.dtype)
+        zeros = jnp.zeros((memory_size, *params.shape), params.dtype)
         scalar = jnp.zeros((), jnp.float32)
         return LBFGSState(jnp.zeros((), jnp.int32), jnp.zeros_like(params), jnp.zeros_like(params),
-                          zeros, zeros, jnp.zeros(slots), jnp.zeros((), jnp.int32), scalar)  # fmt: skip
+                          zeros, zeros, jnp.zeros(memory_size), jnp.zeros((), jnp.int32), scalar)  # fmt: skip
 
     def update(grad: Array, state: LBFGSState, params: Array) -> tuple[Array, LBFGSState]:
         s, y = params - state.params, grad - state.grad
         sy, yy = jnp.vdot(s, y), jnp.vdot(y, y)
         accept = (state.count > 0) & (sy > MIN_CURVATURE)
-        # The pair goes into the free slot; if accepted, the oldest slot becomes the free one.
-        put = lambda ring, x: jax.lax.dynamic_update_index_in_dim(ring, x, state.slot, 0)  # noqa: E731
-        mem_s, mem_y = put(state.s, s), put(state.y, y)
-        slot = jnp.where(accept, (state.slot + 1) % slots, state.slot)
-        rho = state.rho.at[state.slot].set(jnp.where(accept, 1.0 / jnp.where(accept, sy, 1.0), 0.0))
-        rho = rho.at[slot].set(0.0)
+
+        # An accepted pair overwrites the oldest; the ring is updated in place, one slot selected
+        # (at print size a ring is gigabytes: selecting between two whole rings copied both).
+        def keep(ring: Array, new: Array) -> Array:
+            old = jax.lax.dynamic_index_in_dim(ring, state.slot, 0, keepdims=False)
+            return jax.lax.dynamic_update_index_in_dim(ring, jnp.where(accept, new, old), state.slot, 0)
+
+        mem_s, mem_y = keep(state.s, s), keep(state.y, y)
+        rho = keep(state.rho, 1.0 / jnp.where(accept, sy, 1.0))
+        slot = jnp.where(accept, (state.slot + 1) % memory_size, state.slot)
         first = jnp.minimum(1.0, 1.0 / (jnp.linalg.norm(grad) + 1e-12))
         gamma = jnp.where(accept, sy / yy, jnp.where(state.count > 0, state.gamma, first))
 
         # Two-loop recursion over the stored pairs, newest first, as rolled loops: unrolled, XLA
         # kept every pair's slice alive between the loops (2 x memory_size pictures).
         def pair(k: Array) -> tuple[Array, Array, Array]:
-            i = (slot - 1 - k) % slots
+            i = (slot - 1 - k) % memory_size
             take = lambda ring: jax.lax.dynamic_index_in_dim(ring, i, 0, keepdims=False)  # noqa: E731
             return take(mem_s), take(mem_y), rho[i]
 

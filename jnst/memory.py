@@ -3,7 +3,8 @@
 A step's memory is read from XLA itself: the finest pass's compiled programs are lowered and
 compiled for their shapes (nothing runs), and their memory analysis gives the bytes of
 arguments, outputs and temporaries. The process's own resident memory (Python, JAX, VGG19's
-weights) is added as measured when the plan is made. Coarser passes are smaller, so the finest
+weights) is added as measured when the plan is made, and ``RUNTIME_BYTES`` for the compiled
+programs (calibrated against the measured peak). Coarser passes are smaller, so the finest
 pass sets the peak. A tiled pass holds the whole picture's optimiser state and gradient, and
 one tile's programs at a time (see :mod:`jnst.tiles`).
 """
@@ -29,6 +30,10 @@ from jnst.vgg import Model, features
 # Tile sides tried, largest first, when a picture does not fit whole; then the smallest tile
 # the layers' halo allows.
 TILE_SIDES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256)
+# What a run holds beyond XLA's analysis of its programs and the memory resident when the plan
+# is made: the compiled programs themselves and the heap the compiler leaves behind. Measured on
+# the 2-core CPU (benchmarks/print_size.py): 0.26-0.48 GB at 1024 and 2048 px, whole and tiled.
+RUNTIME_BYTES = int(0.4 * 2**30)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -163,7 +168,7 @@ def plan_memory(
     largest long side that fits, when even the smallest tiles do not."""
     passes = tuple(passes)
     hw, chunk = passes[-1].hw, passes[-1].chunk
-    base = resident_bytes()
+    base = resident_bytes() + RUNTIME_BYTES
     if tile:
         count = len(tiles.plan(hw, tile, config.layers))
         if count == 1:
@@ -187,7 +192,8 @@ def plan_memory(
     fits = f"the largest that fits is about {largest} px on its long side" if largest >= 16 else "no picture fits"
     raise ValueError(
         f"a {hw[1]}x{hw[0]} picture does not fit in {format_size(budget)} even in the smallest tiles "
-        f"({format_size(base + picture + program)}, of which {format_size(base)} is JAX and VGG19): {fits}"
+        f"({format_size(base + picture + program)}, of which {format_size(base)} is JAX, VGG19 and the compiled "
+        f"programs): {fits}"
     )
 
 

@@ -222,11 +222,21 @@ def value_and_grad(
     for k, t in enumerate(tiles):
         p, tg = replicas[k % len(devices)]
         g = tile_grad(on(k, _window(image, t)), tile_box(t), sum_grads[k % len(devices)], graphdef, p, tg, config)
-        grad = grad.at[:, t.wy0 : t.wy1, t.wx0 : t.wx1, :].add(back(g))
+        grad = _add_window(grad, back(g), t.wy0, t.wx0)
         done("gradient", k, g)
     tv, grad = _add_total_variation(image, grad, weights.tv)
     terms = {**terms, "tv": tv}
     return (partial + tv, terms), grad
+
+
+@functools.partial(jax.jit, donate_argnames="grad")
+def _add_window(grad: Array, window_grad: Array, y0: int, x0: int) -> Array:
+    """``grad`` plus a tile's gradient over its window at (``y0``, ``x0``), in place. (Op by op,
+    each tile's sum was a new picture, and with the tiles dispatched ahead of their computation
+    all of them were alive at once: 12 pictures, 2.6 GB, at 5000 px in 12 tiles.)"""
+    start = (0, y0, x0, 0)
+    window = jax.lax.dynamic_slice(grad, start, window_grad.shape)
+    return jax.lax.dynamic_update_slice(grad, window + window_grad, start)
 
 
 @functools.partial(jax.jit, donate_argnames="grad")

@@ -46,11 +46,14 @@ def test_negative_curvature_pair_is_skipped_and_the_step_stays_downhill():
 
 def test_update_works_in_place_whatever_the_memory():
     """At print size a picture is ~200 MB and the ring holds 2 x memory_size of them: the update's
-    temporaries stay a few pictures (they were 2 x memory_size + 2, gigabytes at 5000 px)."""
+    temporaries stay a few pictures, however long the memory (they were 2 x memory_size + 2,
+    gigabytes at 5000 px)."""
     params = jax.ShapeDtypeStruct((1, 300, 400, 3), jnp.float32)
     picture = 300 * 400 * 3 * 4
+    temps = []
     for memory in (2, 10):
         tx = scale_by_guarded_lbfgs(memory)
         state = jax.eval_shape(tx.init, params)
         analysis = jax.jit(tx.update, donate_argnums=1).lower(params, state, params).compile().memory_analysis()
-        assert analysis.temp_size_in_bytes <= 3 * picture, (memory, analysis.temp_size_in_bytes / picture)
+        temps.append(analysis.temp_size_in_bytes / picture)
+    assert max(temps) <= 4.1 and temps[1] <= temps[0] + 0.1, temps

@@ -146,7 +146,8 @@ def test_memory_plan_runs_whole_when_it_fits_and_in_tiles_when_not(model, monkey
     tight = plan_memory(model, StyleConfig(), budget=whole.peak - 1, **kw)
     assert tight.tile and tight.tiles > 1 and tight.peak < whole.peak
     # Room for half the side (a quarter of the pixels) in the smallest tiles: that is what it names.
-    half = 2**29 + tiled_bytes(model, (384, 512), StyleConfig(), 2 * tiles.halo(LAYERS) + tiles.ALIGN)
+    smallest = 2 * tiles.halo(LAYERS) + tiles.ALIGN
+    half = 2**29 + memory.RUNTIME_BYTES + tiled_bytes(model, (384, 512), StyleConfig(), smallest)
     with pytest.raises(ValueError, match=r"does not fit in .* the largest that fits is about (\d+) px") as error:
         plan_memory(model, StyleConfig(), budget=half, **kw)
     assert 450 <= int(re.search(r"about (\d+) px", str(error.value))[1]) <= 580
