@@ -48,10 +48,10 @@ def scale_by_guarded_lbfgs(memory_size: int = 10) -> optax.GradientTransformatio
         raise ValueError(f"memory_size must be >= 1, got {memory_size}")
 
     def init(params: Array) -> LBFGSState:
-        zeros = jnp.zeros((memory_size, *params.shape), params.dtype)
+        ring = lambda: jnp.zeros((memory_size, *params.shape), params.dtype)  # noqa: E731
         scalar = jnp.zeros((), jnp.float32)
         return LBFGSState(jnp.zeros((), jnp.int32), jnp.zeros_like(params), jnp.zeros_like(params),
-                          zeros, zeros, jnp.zeros(memory_size), jnp.zeros((), jnp.int32), scalar)  # fmt: skip
+                          ring(), ring(), jnp.zeros(memory_size), jnp.zeros((), jnp.int32), scalar)  # fmt: skip
 
     def update(grad: Array, state: LBFGSState, params: Array) -> tuple[Array, LBFGSState]:
         s, y = params - state.params, grad - state.grad
