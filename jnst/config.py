@@ -292,7 +292,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
     ),
     "quality": (
         StyleConfig(steps=400),
-        "400 steps (112/132/156 at 256 px); 129-189 s at 256 px on a 2-core EPYC with the even split it had before.",
+        "400 steps (112/132/156 at 256 px); 138-220 s at 256 px on a 2-core EPYC.",
     ),
     "seed": (
         StyleConfig(
