@@ -254,14 +254,14 @@ def _distinct_buffers(state: LoopState) -> LoopState:
     """``state`` with no buffer twice, so that it can be donated: a pass's start shares one
     between the image and its average, and an optimiser's empty state may share its zeros. Only
     those are copied: the caller still holds the state it passed, and a copy of all of it was a
-    second state (24 pictures, 5 GB at 5000 px) alive through the first step."""
+    second state (24 pictures, 5 GB at 5000 px) alive through the first step. A tiled state is
+    on one device (tiles refuse ``shard``), so a buffer is its pointer."""
     seen = set()
 
     def once(leaf: Array) -> Array:
-        key = leaf.unsafe_buffer_pointer() if len(leaf.devices()) == 1 else id(leaf)
-        if key in seen:
+        if leaf.unsafe_buffer_pointer() in seen:
             return jnp.copy(leaf)
-        seen.add(key)
+        seen.add(leaf.unsafe_buffer_pointer())
         return leaf
 
     return jax.tree.map(once, state)
