@@ -21,7 +21,6 @@ import jax
 import pytest
 
 from benchmarks._common import CONTENT, STYLE, chunk_size, env_info, stylize_config
-from jnst import stylize
 from jnst.loop import LoopState, run_chunk
 from jnst.objective import Weights
 from jnst.targets import compute_targets
@@ -116,7 +115,8 @@ def test_jnst_vs_pastiche(benchmark, model, pair, size, optimizer, steps, rounds
         jnst_times.append((time.perf_counter() - start) / steps)
 
     with PeerProcess(peer_python, args) as peer:
-        stylize(content, style, config, model=model)  # compile outside timing
+        jnst_round()  # compile outside timing: the very programs the timed rounds run
+        jnst_times.clear()
         benchmark.pedantic(jnst_round, setup=lambda: peer_answers.append(peer.run(steps)), rounds=rounds)
 
     jnst_s = statistics.median(jnst_times)
