@@ -120,7 +120,7 @@ class StyleConfig:
     content_weight: float = 0.6
     content_growth: float = 0.75
     style_weight: float | None = None
-    tv_weight: float = 1e5
+    tv_weight: float = 1e6
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
     b1: float = 0.9
@@ -282,13 +282,13 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
         "L-BFGS coarse to fine from 128 px (x1.41 a pass), 47 steps a pass (each pass 0.85x the next "
         "finer), mean-squared losses with pastiche's layer weights (style block1..4_conv1 at 10/C^2), "
         "content at block4_conv2 (alpha 0.6 at 256 px, growing with the size), replicate border, "
-        "steps limited to 0.03 a pixel. 58-86 s at 256 px on a 2-core EPYC, compilation included. "
+        "TV 1e6, steps limited to 0.03 a pixel. 59-92 s at 256 px on a 2-core EPYC, compilation included. "
         "Measured against pastiche's 300 steps: see the README's Quality table.",
     ),
     "preview": (
         StyleConfig(steps=30, scale_factor=2.0),
-        "A quick look: 30 steps, passes a factor of 2 apart. 22-25 s at 256 px on a 2-core EPYC, "
-        "compilation included (about 0.4 of the default's time).",
+        "A quick look: 30 steps, passes a factor of 2 apart. About 21 s at 256 px on a 2-core EPYC, "
+        "compilation included (0.3 of the default's time).",
     ),
     "quality": (
         StyleConfig(steps=400),

@@ -251,6 +251,8 @@ def stylize_batch(
             state = _stack([next_pass(s, hw, compiled) for s in _unstack(state, n)])
         if mesh is not None:
             state, targets, weights = place((state, targets, weights), mesh, shard)
+        if len(pass_tiles) > 1:
+            replicas = tiles.replicate(model.params, targets, tile_devices)
         pass_start = sum(pass_steps[:index])
         chunks = segments(pass_start, steps, config.snapshot_every, chunk)
         for length in checkpoint.remaining(chunks, pass_start, step):
@@ -258,9 +260,8 @@ def stylize_batch(
                 snapshots.append((step, finish(to_host(state.average))))
                 continue
             if len(pass_tiles) > 1:
-                state, terms = tiles.run_steps(pass_tiles, (model.graphdef, model.params), targets, weights, state,
-                                               config=compiled, length=length, on_tile=on_tile,
-                                               devices=tile_devices)  # fmt: skip
+                state, terms = tiles.run_steps(pass_tiles, model.graphdef, replicas, weights, state,
+                                               config=compiled, length=length, on_tile=on_tile)  # fmt: skip
             else:
                 state, terms = run_chunk(
                     model.graphdef, model.params, targets, weights, state,

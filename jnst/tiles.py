@@ -175,28 +175,36 @@ def tile_grad(
     return jax.grad(surrogate)(window)
 
 
+Replica = tuple[jax.Device | None, nnx.State, Targets]
+
+
+def replicate(params: nnx.State, targets: Targets, devices: Sequence[jax.Device] = ()) -> list[Replica]:
+    """The weights and targets on each of ``devices``, for :func:`value_and_grad`: copied once a
+    pass (80 MB of weights a device), not once a step. With one device or none, as they are."""
+    if len(devices) <= 1:
+        return [(None, params, targets)]
+    return [(d, *jax.device_put((params, targets), d)) for d in devices]
+
+
 def value_and_grad(
     image: Array,
     graphdef: nnx.GraphDef,
-    params: nnx.State,
-    targets: Targets,
+    replicas: Sequence[Replica],
     weights: Weights,
     config: StyleConfig,
     tiles: list[Tile],
     on_tile: Callable[[str, int, int], None] | None = None,
-    devices: Sequence[jax.Device] = (),
 ) -> tuple[tuple[Array, dict[str, Array]], Array]:
     """The objective's value, terms and gradient for ``image`` (1, H, W, 3), tile by tile: what
     ``jax.value_and_grad(objective, has_aux=True)`` gives, in a tile's memory.
 
-    With several ``devices``, tile k runs on device k mod D (each holds the weights and targets;
-    JAX dispatches asynchronously, so D tiles run at once) and the sums and gradients are added
-    on the first; with one or none, everything stays where the image is. ``on_tile(sweep,
-    done, count)`` hears of each finished group of tiles of either sweep (``"statistics"``,
-    ``"gradient"``), for progress at print size, where a tile takes minutes."""
-    devices = list(devices) if len(devices) > 1 else [None]
-    home = devices[0]
-    replicas = [(params, targets) if d is None else jax.device_put((params, targets), d) for d in devices]
+    With several ``replicas`` (:func:`replicate`), tile k runs on replica k mod D's device (JAX
+    dispatches asynchronously, so D tiles run at once) and the sums and gradients are added on
+    the first; with one, everything stays where the image is. ``on_tile(sweep, done, count)``
+    hears of each finished group of tiles of either sweep (``"statistics"``, ``"gradient"``),
+    for progress at print size, where a tile takes minutes."""
+    devices = [d for d, _, _ in replicas]
+    home, targets = devices[0], replicas[0][2]
 
     def on(k: int, tree):  # tile k's inputs, on its device
         return tree if devices[k % len(devices)] is None else jax.device_put(tree, devices[k % len(devices)])
@@ -212,7 +220,7 @@ def value_and_grad(
     hw = image.shape[1:3]
     sums = None
     for k, t in enumerate(tiles):
-        p, tg = replicas[k % len(devices)]
+        _, p, tg = replicas[k % len(devices)]
         part = _tile_sums_jit(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config)
         sums = back(part) if sums is None else jax.tree.map(jnp.add, sums, back(part))
         done("statistics", k, part)
@@ -220,7 +228,7 @@ def value_and_grad(
     sum_grads = [on(k, sum_grads) for k in range(len(devices))]
     grad = jnp.zeros_like(image)
     for k, t in enumerate(tiles):
-        p, tg = replicas[k % len(devices)]
+        _, p, tg = replicas[k % len(devices)]
         g = tile_grad(on(k, _window(image, t)), tile_box(t), sum_grads[k % len(devices)], graphdef, p, tg, config)
         grad = _add_window(grad, back(g), t.wy0, t.wx0)
         done("gradient", k, g)
@@ -268,17 +276,16 @@ def _distinct_buffers(state: LoopState) -> LoopState:
 
 
 def run_steps(
-    tiles: list[Tile], net: tuple[nnx.GraphDef, nnx.State], targets: Targets, weights: Weights, state: LoopState,
+    tiles: list[Tile], graphdef: nnx.GraphDef, replicas: Sequence[Replica], weights: Weights, state: LoopState,
     *, config: StyleConfig, length: int, on_tile: Callable[[str, int, int], None] | None = None,
-    devices: Sequence[jax.Device] = (),
 ) -> tuple[LoopState, dict[str, Array]]:  # fmt: skip
     """``length`` optimiser steps on tiled gradients: :func:`jnst.loop.run_chunk` for a picture
-    that does not fit in memory whole (the steps run from Python, tile after tile; ``on_tile``
-    and ``devices`` as in :func:`value_and_grad`)."""
+    that does not fit in memory whole (the steps run from Python, tile after tile; ``replicas``
+    and ``on_tile`` as in :func:`value_and_grad`)."""
     history = []
     state = _distinct_buffers(state)
     for _ in range(length):
-        (total, terms), grad = value_and_grad(state.image, *net, targets, weights, config, tiles, on_tile, devices)
+        (total, terms), grad = value_and_grad(state.image, graphdef, replicas, weights, config, tiles, on_tile)
         state = apply_gradient_jit(state, grad, config)
         history.append({"total": total, **terms})
     return state, {k: jnp.stack([h[k] for h in history]) for k in history[0]}

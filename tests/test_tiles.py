@@ -52,8 +52,9 @@ def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm):
     (value, terms), expected = grad(image, *net, targets, Weights.of(config), config.compiled_part())
     plan = tiles.plan(content.shape[1:3], TILE, LAYERS)
     assert len(plan) == 4
+    replicas = tiles.replicate(model.params, targets)
     (tiled_value, tiled_terms), got = tiles.value_and_grad(
-        image, *net, targets, Weights.of(config), config.compiled_part(), plan
+        image, model.graphdef, replicas, Weights.of(config), config.compiled_part(), plan
     )
     np.testing.assert_allclose(tiled_value, value, rtol=1e-5)
     for name in terms:
@@ -78,7 +79,8 @@ def test_the_halo_is_what_the_deepest_layer_reads(model, pair, monkeypatch, cont
     def error() -> float:
         plan = tiles.plan(content.shape[1:3], tile, config.layers)
         assert len(plan) > 1
-        _, got = tiles.value_and_grad(image, *net, targets, weights, compiled, plan)
+        replicas = tiles.replicate(model.params, targets)
+        _, got = tiles.value_and_grad(image, model.graphdef, replicas, weights, compiled, plan)
         return float(jnp.linalg.norm(got - expected) / jnp.linalg.norm(expected))
 
     exact = error()
@@ -195,10 +197,11 @@ model = Model.create()
 targets = compute_targets(model, content, [style], config)
 image = 0.8 * content + 0.1
 plan = tiles.plan(content.shape[1:3], int(sys.argv[2]), config.layers)
-args = (image, model.graphdef, model.params, targets, Weights.of(config), config.compiled_part(), plan)
-(v1, _), g1 = tiles.value_and_grad(*args)
+rest = (Weights.of(config), config.compiled_part(), plan)
+(v1, _), g1 = tiles.value_and_grad(image, model.graphdef, tiles.replicate(model.params, targets), *rest)
 heard = []
-(v4, _), g4 = tiles.value_and_grad(*args, lambda *a: heard.append(a), jax.devices())
+replicas = tiles.replicate(model.params, targets, jax.devices())
+(v4, _), g4 = tiles.value_and_grad(image, model.graphdef, replicas, *rest, lambda *a: heard.append(a))
 print(json.dumps({"devices": len(jax.devices()), "tiles": len(plan), "heard": heard,
                   "on_first": g4.devices() == {jax.devices()[0]}, "value": abs(float(v4 - v1)) / abs(float(v1)),
                   "grad": float(jnp.linalg.norm(g4 - g1) / jnp.linalg.norm(g1))}))
