@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from _system import cpu_count, cpu_model  # this script's folder is first on sys.path
 from peer_ruler import references
-from report import fmt, table
+from report import VECTOR_FLAGS, fmt, table, vector_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
@@ -237,7 +237,7 @@ def score(peer_python: str, runs: list[dict[str, object]]) -> dict[str, object]:
 # Machine facts
 
 
-def cpu_flags(names: tuple[str, ...] = ("avx512f", "avx2")) -> dict[str, bool]:
+def cpu_flags(names: tuple[str, ...] = VECTOR_FLAGS) -> dict[str, bool]:
     """Whether the CPU reports each of ``names`` in /proc/cpuinfo's flags (all False elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -372,7 +372,7 @@ def summary(data: dict, size: int) -> str:
 def header(data: dict) -> str:
     """One line on the machine and versions, one on the run's settings."""
     m, peer = data["machine"], data.get("peer", {})
-    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m["cpu_flags"].items())
+    flags = vector_flags(name for name, present in m["cpu_flags"].items() if present)
     env = "; " + ", ".join(f"{k}={v}" for k, v in m["env"].items()) if m.get("env") else ""
     return (
         f"Machine: {m['cpu_model']}, {m['cpu_count']} cores ({flags}); jax {m['jax']} (jnst {m['jnst']}); "

@@ -62,21 +62,22 @@ def rows_of(data: dict, kind: str) -> list[tuple[dict, dict]]:
     return sorted(found, key=lambda r: (r[0].get("optimizer", ""), r[0].get("dtype", ""), area(r[0])))
 
 
-def vector_units(cpu: dict) -> str:
-    """The widest x86 vector units the CPU has (ratios to the peer move with them), from the
-    flags pytest-benchmark records."""
-    flags = set(cpu.get("flags", []))
-    widest = next((name for name in ("avx512f", "avx2", "avx") if name in flags), None)
-    return {"avx512f": "AVX-512", "avx2": "AVX2, no AVX-512", "avx": "AVX"}.get(widest, "vector units unknown")
+VECTOR_FLAGS = ("avx512f", "avx2")  # the CPU flags the ratio to the peer moves with
+
+
+def vector_flags(present: Iterable[str]) -> str:
+    """Which of :data:`VECTOR_FLAGS` a CPU with flags ``present`` has: "avx512f no, avx2 yes"."""
+    present = set(present)
+    return ", ".join(f"{name} {'yes' if name in present else 'no'}" for name in VECTOR_FLAGS)
 
 
 def header(data: dict) -> str:
     m = data["machine_info"]
     peer = next((info for info, _ in rows_of(data, "peer")), None)
     torch = f"torch {peer['torch']} ({peer['torch_threads']} threads)" if peer else "not run"
+    flags = vector_flags(m.get("cpu", {}).get("flags", []))
     return (
-        f"Machine: {m.get('cpu_model', '?')} ({vector_units(m.get('cpu', {}))}), {m.get('cpu_count', '?')} cores; "
-        f"JAX {m.get('jax', '?')}, "
+        f"Machine: {m.get('cpu_model', '?')} ({flags}), {m.get('cpu_count', '?')} cores; JAX {m.get('jax', '?')}, "
         f"backend {m.get('backend', '?')} ({m.get('device_kind', '?')}); peer {torch}; {data['datetime'][:19]} UTC"
     )
 
