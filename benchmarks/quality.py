@@ -468,6 +468,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "else back into the --from-json file")  # fmt: skip
     args = parser.parse_args(argv)
     args.out, args.images = args.out.resolve(), args.images.resolve()  # the JSON's paths work from anywhere
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.rescore and not args.from_json:
         parser.error("--rescore needs --from-json")
     if not args.from_json and not args.peer_python:
