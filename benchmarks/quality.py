@@ -157,10 +157,11 @@ def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
             content, style = paths[content_stem], paths[style_stem]
             systems: list[tuple[str, str | None]] = [(PASTICHE, None)] * (not args.no_pastiche) + [(JNST, None)]
             systems += [(f"{JNST}-{preset}", preset) for preset in args.extra_preset]
+            outs = {system: output_path(args.out, size, content_stem, style_stem, system) for system, _ in systems}
             rounds: dict[str, list[dict[str, object]]] = {system: [] for system, _ in systems}
             for _ in range(args.rounds):
                 for system, preset in systems:
-                    out = output_path(args.out, size, content_stem, style_stem, system)
+                    out = outs[system]
                     out.parent.mkdir(parents=True, exist_ok=True)
                     if system == PASTICHE:
                         cmd = pastiche_cmd(args.peer_python, content, style, out, size, args.pastiche_steps)
@@ -176,8 +177,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
                 walls = [r["wall_s"] for r in done if "wall_s" in r]
                 record = failed[0] if failed else {**done[-1], "wall_s": statistics.median(walls), "wall_runs": walls}
                 record.update(size=size, content=content_stem, style=style_stem, system=system,
-                              output=str(output_path(args.out, size, content_stem, style_stem, system)),
-                              content_path=str(content), style_path=str(style))  # fmt: skip
+                              output=str(outs[system]), content_path=str(content), style_path=str(style))  # fmt: skip
                 runs.append(record)
     return runs
 

@@ -2,7 +2,8 @@
 
     python scripts/print_example.py out/print docs/print_crop.jpg [--size 5000] [--max-memory 12G]
 
-Two ``jnst stylize`` runs, each a fresh process, timed, with its peak resident memory: the
+Two ``jnst stylize`` runs, each a fresh process, timed (the peak memory of a print-size step is
+``benchmarks/print_size.py``'s to measure, from the process itself): the
 default at ``--base`` px (coarse to fine from 128 px), then the print, started from that picture
 (``--init``) with a few steps at 1024 px, 2048 px and the full ``--size`` (tiled where the
 memory plan says so), so that the fine passes add the painting's strokes at print scale
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -31,13 +31,10 @@ CAPTION = 28
 
 
 def run(args: list[str]) -> dict:
-    """Run ``jnst stylize ARGS`` in a fresh process; its wall time and peak resident memory."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``jnst stylize ARGS`` in a fresh process; its wall time."""
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "jnst", "stylize", *args], check=True)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child so far
-    return {"args": args, "wall_s": round(time.perf_counter() - start, 1),
-            "peak_rss_gib": round(peak_kib / 2**20, 2) if peak_kib > before else None}  # fmt: skip
+    return {"args": args, "wall_s": round(time.perf_counter() - start, 1)}
 
 
 def crop_figure(
