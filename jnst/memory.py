@@ -107,30 +107,44 @@ def whole_bytes(model: Model, hw: tuple[int, int], config: StyleConfig, chunk: i
 
 
 def tiled_bytes(model: Model, hw: tuple[int, int], config: StyleConfig, tile: int) -> int:
-    """Bytes of a tiled step: the whole picture's state, gradient and targets, and the largest
-    tile's gradient program (XLA's analysis)."""
+    """Bytes of a tiled step: the whole picture's state, gradient and targets, every tile's deep
+    residuals, and the largest tile's programs (XLA's analysis)."""
     return sum(_tiled_parts(model, hw, config, tile))
 
 
 def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: int) -> tuple[int, int]:
-    """(bytes that grow with the picture, bytes of one tile's program) of a tiled step."""
+    """(bytes that grow with the picture, bytes of one tile's programs) of a tiled step."""
     compiled = config.compiled_part()
     image = jax.ShapeDtypeStruct((1, *hw, 3), jnp.float32)
     state = jax.eval_shape(lambda x: LoopState.start(x, compiled), image)
     targets = _abstract_targets(model, hw, compiled)
-    t = _largest_tile(hw, tile, config.layers)
-    window = jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
-    sums = jax.eval_shape(
-        lambda w: tiles.tile_sums(w, tiles.tile_box(t), model.graphdef, model.params, targets, compiled), window
-    )
-    lowered = tiles.tile_grad.lower(window, tiles.tile_box(t), sums, model.graphdef, model.params, targets, compiled)
-    # The tile program's arguments include the targets, already counted with the picture's.
-    program = _program_bytes(lowered.compile()) - _tree_bytes(targets)
+    net = (model.graphdef, model.params)
+
+    plan = tiles.plan(hw, tile, config.layers)
+    keep = tiles.keeps_residuals(plan, config.layers)
+
+    def statistics(t: tiles.Tile):
+        window = jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
+        box = tiles.tile_box(t)
+        sweep = tiles.tile_statistics if keep else lambda *a: (tiles.tile_sums(*a), None)
+        return window, box, sweep, jax.eval_shape(lambda w: sweep(w, box, *net, targets, compiled), window)
+
+    # Every tile's residuals live from its statistics to its gradient: all of them at the sweeps'
+    # turn. (At most four window shapes, each traced once.)
+    by_shape: dict[tuple[int, int], list[tiles.Tile]] = {}
+    for t in plan:
+        by_shape.setdefault((t.wy1 - t.wy0, t.wx1 - t.wx0), []).append(t)
+    residuals = sum(len(ts) * _tree_bytes(statistics(ts[0])[3][1]) for ts in by_shape.values())
+    window, box, sweep, (sums, res) = statistics(_largest_tile(hw, tile, config.layers))
+    programs = [jax.jit(sweep, static_argnums=(2, 5)).lower(window, box, *net, targets, compiled),
+                tiles.tile_grad.lower(window, box, sums, res, *net, targets, compiled)]  # fmt: skip
+    # The programs' arguments and outputs include the targets and the tile's residuals, counted above.
+    program = max(_program_bytes(p.compile()) for p in programs) - _tree_bytes(targets) - _tree_bytes(res)
     # The optimiser's update on the whole picture runs between the sweeps; its temporaries
     # (L-BFGS's two-loop recursion keeps several picture-sized buffers) grow with the picture and
     # are counted with it, though they never coexist with a tile's: an estimate on the safe side.
     update = tiles.apply_gradient_jit.lower(state, image, compiled).compile().memory_analysis().temp_size_in_bytes
-    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + update, program
+    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + update + residuals, program
 
 
 @dataclass(frozen=True)

@@ -55,16 +55,20 @@ class Conv3x3(nnx.Module):
 
     def __call__(self, x: jax.Array, padding: str = "zero") -> jax.Array:
         """Convolve with the border ``padding``: zeros, or the image reflected or replicated."""
-        if padding != "zero":
-            x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=_PAD_MODES[padding])
-        y = jax.lax.conv_general_dilated(
-            x,
-            self.kernel[...].astype(x.dtype),
-            window_strides=(1, 1),
-            padding="SAME" if padding == "zero" else "VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-        return jax.nn.relu(y + self.bias[...].astype(x.dtype))
+        return jax.nn.relu(convolve(x, self.kernel[...], padding) + self.bias[...].astype(x.dtype))
+
+
+def convolve(x: jax.Array, kernel: jax.Array, padding: str = "zero") -> jax.Array:
+    """The 3x3 convolution of a :class:`Conv3x3` without bias and ReLU: linear in ``x``."""
+    if padding != "zero":
+        x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=_PAD_MODES[padding])
+    return jax.lax.conv_general_dilated(
+        x,
+        kernel.astype(x.dtype),
+        window_strides=(1, 1),
+        padding="SAME" if padding == "zero" else "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
 
 
 def _pool(x: jax.Array, pooling: str) -> jax.Array:
@@ -92,7 +96,8 @@ def max_pool(x: jax.Array) -> jax.Array:
     return _pool(x, "max")
 
 
-def _max_pool_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def max_pool_with_mask(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The max pooling of ``x`` and its gradient's mask: where ``x`` is its window's max."""
     # The mask is taken here, from the very values the max came from: compared in the backward
     # pass instead, XLA may recompute x there with other rounding (seen under vmap at odd sizes,
     # 7 % of the gradient lost), and the equality fails.
@@ -100,11 +105,12 @@ def _max_pool_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return y, x == _upsample2x(y, x)
 
 
-def _max_pool_bwd(mask: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+def max_pool_grad(mask: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+    """The gradient with respect to the pooling's input, from its mask and output gradient ``g``."""
     return (jnp.where(mask, _upsample2x(g, mask), 0.0).astype(g.dtype),)
 
 
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+max_pool.defvjp(max_pool_with_mask, max_pool_grad)
 
 
 def pool2x2(x: jax.Array, pooling: str) -> jax.Array:

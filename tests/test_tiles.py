@@ -41,8 +41,13 @@ def test_tiles_cover_the_picture_once_on_the_pooling_grid(hw):
     assert len({(t.wy1 - t.wy0, t.wx1 - t.wx0) for t in plan}) <= 4  # at most four compilations
 
 
-@pytest.mark.parametrize("norm", ["unit_grad", "mean"])
-def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm):
+@pytest.mark.parametrize(
+    ("norm", "tile", "count", "kept"),
+    [("unit_grad", TILE, 4, False), ("mean", TILE, 4, False), ("unit_grad", 208, 2, True)],
+)
+def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, tile, count, kept):
+    """Whether the statistics sweep keeps the deep layers' residuals (tiles of at least four
+    halos) or the gradient sweep recomputes them, the gradient is the whole picture's."""
     content, style = (jnp.asarray(x)[None] for x in pair)
     config = StyleConfig(loss_norm=norm)
     targets = compute_targets(model, content, [style], config)
@@ -50,8 +55,8 @@ def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm):
     net = (model.graphdef, model.params)
     grad = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=(1, 5))
     (value, terms), expected = grad(image, *net, targets, Weights.of(config), config.compiled_part())
-    plan = tiles.plan(content.shape[1:3], TILE, LAYERS)
-    assert len(plan) == 4
+    plan = tiles.plan(content.shape[1:3], tile, LAYERS)
+    assert len(plan) == count and tiles.keeps_residuals(plan, LAYERS) == kept
     replicas = tiles.replicate(model.params, targets)
     (tiled_value, tiled_terms), got = tiles.value_and_grad(
         image, model.graphdef, replicas, Weights.of(config), config.compiled_part(), plan
