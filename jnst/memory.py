@@ -140,11 +140,12 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
                 tiles.tile_grad.lower(window, box, sums, res, *net, targets, compiled)]  # fmt: skip
     # The programs' arguments and outputs include the targets and the tile's residuals, counted above.
     program = max(_program_bytes(p.compile()) for p in programs) - _tree_bytes(targets) - _tree_bytes(res)
-    # The optimiser's update on the whole picture runs between the sweeps; its temporaries
-    # (L-BFGS's two-loop recursion keeps several picture-sized buffers) grow with the picture and
-    # are counted with it, though they never coexist with a tile's: an estimate on the safe side.
+    # The optimiser's update on the whole picture runs after the gradient sweep, when no residual
+    # or tile program is alive; its temporaries (L-BFGS's two-loop recursion keeps several
+    # picture-sized buffers) grow with the picture like the residuals, so the larger of the two
+    # is counted with the picture (and the tile's program beside it: on the safe side).
     update = tiles.apply_gradient_jit.lower(state, image, compiled).compile().memory_analysis().temp_size_in_bytes
-    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + update + residuals, program
+    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + max(update, residuals), program
 
 
 @dataclass(frozen=True)
