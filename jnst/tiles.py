@@ -148,6 +148,11 @@ def tile_sums(
     return _sums(acts, tile, targets, config)
 
 
+def _deep(config: StyleConfig) -> list[str]:
+    """The loss's layers past :data:`jnst.segment.CUT`."""
+    return [name for name in config.layers if name in segment.deep_layers(config.layers)]
+
+
 def _shallow(window: Array, graphdef: nnx.GraphDef, params: nnx.State, config: StyleConfig):
     """The window's activations at the layers up to :data:`jnst.segment.CUT`, and the cut's
     activations when a layer lies deeper (None otherwise)."""
@@ -163,10 +168,10 @@ def tile_statistics(
     window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig
 ) -> tuple[dict[str, Array], segment.Residuals]:
     """The statistics sweep's part for one tile: its sums (:func:`tile_sums`), and the deep
-    layers' residuals that spare the gradient sweep their forward (:mod:`jnst.segment`)."""
+    layers' residuals that spare the gradient sweep their forward (:mod:`jnst.segment`; for
+    layers past the cut only, see :func:`keeps_residuals`)."""
     acts, cut = _shallow(window, graphdef, params, config)
-    deep = [name for name in config.layers if name in segment.deep_layers(config.layers)]
-    res = segment.forward(graphdef, params, cut, deep) if deep else segment.Residuals({}, {})
+    res = segment.forward(graphdef, params, cut, _deep(config))
     return _sums({**acts, **res.acts}, tile, targets, config), res
 
 
@@ -221,10 +226,9 @@ def tile_grad(
 
     (sums, cut), pullback = jax.vjp(shallow, window)
     cut_grad = None
-    if res is None and cut is not None:  # not kept: the deep layers run forward again
-        deep = [name for name in config.layers if name in segment.deep_layers(config.layers)]
-        res = segment.forward(graphdef, params, cut, deep)
-    if cut is not None:
+    if cut is not None:  # layers past the cut: back through them from their residuals
+        if res is None:  # not kept: the deep layers run forward again
+            res = segment.forward(graphdef, params, cut, _deep(config))
         deep_sums, deep_pullback = jax.vjp(lambda acts: _sums(acts, tile, targets, config), res.acts)
         (cots,) = deep_pullback({k: sum_grads[k] for k in deep_sums})
         cut_grad = segment.backward(graphdef, params, res, cots, jax.ShapeDtypeStruct(cut.shape, cut.dtype))
