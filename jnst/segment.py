@@ -53,6 +53,8 @@ def forward(graphdef: nnx.GraphDef, params: nnx.State, x: Array, layers: Iterabl
                 bits[name] = jnp.packbits(mask, axis=-1)
             else:
                 x = pool2x2(x, net.pooling)
+            if name in wanted:
+                acts[name] = x
         else:
             x = getattr(net, name)(x)
             if name in wanted:

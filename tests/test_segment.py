@@ -26,6 +26,7 @@ def _autodiff(model: Model, x: jax.Array, layers: tuple[str, ...]) -> dict[str, 
         ("max", ("block3_conv1", "block4_conv1", "block4_conv2")),  # the default's deep layers
         ("avg", ("block3_conv1", "block4_conv1", "block4_conv2")),
         ("max", ("block5_conv1", "block5_conv4")),  # the seed preset's
+        ("max", ("block3_pool", "block4_conv1")),  # a pooling's output read by the loss
     ],
 )
 def test_backward_from_the_kept_masks_is_autodiffs_gradient(weights, shared_images, pooling, layers):
