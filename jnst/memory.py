@@ -5,8 +5,9 @@ compiled for their shapes (nothing runs), and their memory analysis gives the by
 arguments, outputs and temporaries. The process's own resident memory (Python, JAX, VGG19's
 weights) is added as measured when the plan is made, and ``RUNTIME_BYTES`` for the compiled
 programs (calibrated against the measured peak). Coarser passes are smaller, so the finest
-pass sets the peak. A tiled pass holds the whole picture's optimiser state and gradient, and
-one tile's programs at a time (see :mod:`jnst.tiles`).
+pass sets the peak. A tiled pass holds the whole picture's optimiser state and gradient, every
+tile's deep residuals between a step's two sweeps, and one tile's programs at a time (see
+:mod:`jnst.tiles`).
 """
 
 from __future__ import annotations
