@@ -124,21 +124,25 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
     plan = tiles.plan(hw, tile, config.layers)
     keep = tiles.keeps_residuals(plan, config.layers)
 
-    def statistics(t: tiles.Tile):
-        window = jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
+    def window(t: tiles.Tile) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
+
+    def swept(t: tiles.Tile):
+        """The shapes of tile ``t``'s sums and residuals (traced, not run)."""
         box = tiles.tile_box(t)
-        sweep = tiles.tile_statistics if keep else lambda *a: (tiles.tile_sums(*a), None)
-        return window, box, sweep, jax.eval_shape(lambda w: sweep(w, box, *net, targets, compiled), window)
+        return jax.eval_shape(lambda w: tiles.tile_statistics(w, box, *net, targets, compiled, keep), window(t))
 
     # Every tile's residuals live from its statistics to its gradient: all of them at the sweeps'
     # turn. (At most four window shapes, each traced once.)
-    by_shape: dict[tuple[int, int], list[tiles.Tile]] = {}
+    by_shape: dict[tuple[int, ...], list[tiles.Tile]] = {}
     for t in plan:
-        by_shape.setdefault((t.wy1 - t.wy0, t.wx1 - t.wx0), []).append(t)
-    residuals = sum(len(ts) * _tree_bytes(statistics(ts[0])[3][1]) for ts in by_shape.values())
-    window, box, sweep, (sums, res) = statistics(_largest_tile(hw, tile, config.layers))
-    programs = [jax.jit(sweep, static_argnums=(2, 5)).lower(window, box, *net, targets, compiled),
-                tiles.tile_grad.lower(window, box, sums, res, *net, targets, compiled)]  # fmt: skip
+        by_shape.setdefault(window(t).shape, []).append(t)
+    shapes = {shape: swept(ts[0]) for shape, ts in by_shape.items()}
+    residuals = sum(len(ts) * _tree_bytes(shapes[shape][1]) for shape, ts in by_shape.items())
+    t = _largest_tile(hw, tile, config.layers)
+    (sums, res), box = shapes[window(t).shape], tiles.tile_box(t)
+    programs = [tiles.tile_statistics.lower(window(t), box, *net, targets, compiled, keep),
+                tiles.tile_grad.lower(window(t), box, sums, res, *net, targets, compiled)]  # fmt: skip
     # The programs' arguments and outputs include the targets and the tile's residuals, counted above.
     program = max(_program_bytes(p.compile()) for p in programs) - _tree_bytes(targets) - _tree_bytes(res)
     # The optimiser's update on the whole picture runs after the gradient sweep, when no residual

@@ -47,20 +47,17 @@ def forward(graphdef: nnx.GraphDef, params: nnx.State, x: Array, layers: Iterabl
     wanted = set(layers)
     acts, bits = {}, {}
     for name in deep_layers(layers):
-        if name in POOLS:
-            if net.pooling == "max":
-                x, mask = max_pool_with_mask(x)
-                bits[name] = jnp.packbits(mask, axis=-1)
-            else:
-                x = pool2x2(x, net.pooling)
-            if name in wanted:
-                acts[name] = x
+        if name in POOLS and net.pooling == "max":
+            x, mask = max_pool_with_mask(x)
+            bits[name] = jnp.packbits(mask, axis=-1)
+        elif name in POOLS:
+            x = pool2x2(x, net.pooling)  # linear: its gradient needs nothing kept
         else:
             x = getattr(net, name)(x)
-            if name in wanted:
-                acts[name] = x
-            else:
+            if name not in wanted:  # a read layer's mask is its activations > 0
                 bits[name] = jnp.packbits(x > 0, axis=-1)
+        if name in wanted:
+            acts[name] = x
     return Residuals(acts, bits)
 
 

@@ -148,11 +148,6 @@ def tile_sums(
     return _sums(acts, tile, targets, config)
 
 
-def _deep(config: StyleConfig) -> list[str]:
-    """The loss's layers past :data:`jnst.segment.CUT`."""
-    return [name for name in config.layers if name in segment.deep_layers(config.layers)]
-
-
 def _shallow(window: Array, graphdef: nnx.GraphDef, params: nnx.State, config: StyleConfig):
     """The window's activations at the layers up to :data:`jnst.segment.CUT`, and the cut's
     activations when a layer lies deeper (None otherwise)."""
@@ -163,15 +158,18 @@ def _shallow(window: Array, graphdef: nnx.GraphDef, params: nnx.State, config: S
     return {name: acts[name] for name in shallow}, acts[segment.CUT] if deep else None
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "keep"))
 def tile_statistics(
-    window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig
-) -> tuple[dict[str, Array], segment.Residuals]:
-    """The statistics sweep's part for one tile: its sums (:func:`tile_sums`), and the deep
-    layers' residuals that spare the gradient sweep their forward (:mod:`jnst.segment`; for
-    layers past the cut only, see :func:`keeps_residuals`)."""
+    window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig,
+    keep: bool,
+) -> tuple[dict[str, Array], segment.Residuals | None]:  # fmt: skip
+    """The statistics sweep's part for one tile: its sums (:func:`tile_sums`), and with ``keep``
+    (:func:`keeps_residuals`) the deep layers' residuals that spare the gradient sweep their
+    forward (:mod:`jnst.segment`), else None."""
+    if not keep:
+        return tile_sums(window, tile, graphdef, params, targets, config), None
     acts, cut = _shallow(window, graphdef, params, config)
-    res = segment.forward(graphdef, params, cut, _deep(config))
+    res = segment.forward(graphdef, params, cut, config.layers)
     return _sums({**acts, **res.acts}, tile, targets, config), res
 
 
@@ -228,7 +226,7 @@ def tile_grad(
     cut_grad = None
     if cut is not None:  # layers past the cut: back through them from their residuals
         if res is None:  # not kept: the deep layers run forward again
-            res = segment.forward(graphdef, params, cut, _deep(config))
+            res = segment.forward(graphdef, params, cut, config.layers)
         deep_sums, deep_pullback = jax.vjp(lambda acts: _sums(acts, tile, targets, config), res.acts)
         (cots,) = deep_pullback({k: sum_grads[k] for k in deep_sums})
         cut_grad = segment.backward(graphdef, params, res, cots, jax.ShapeDtypeStruct(cut.shape, cut.dtype))
@@ -286,10 +284,7 @@ def value_and_grad(
     kept = []  # each tile's deep residuals, on its device, until its gradient is taken
     for k, t in enumerate(tiles):
         _, p, tg = replicas[k % len(devices)]
-        if keep:
-            part, res = tile_statistics(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config)
-        else:
-            part, res = _tile_sums_jit(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config), None
+        part, res = tile_statistics(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config, keep)
         kept.append(res)
         sums = back(part) if sums is None else jax.tree.map(jnp.add, sums, back(part))
         done("statistics", k, part)
