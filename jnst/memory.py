@@ -201,7 +201,7 @@ def plan_memory(
     # tile estimated to fit is measured exactly (each measurement is a compilation).
     picture, program = _tiled_parts(model, hw, config, 1024)
     per_pixel = program / _window_pixels(_largest_tile(hw, 1024, config.layers))
-    smallest = 2 * tiles.halo(config.layers) + tiles.ALIGN
+    smallest = 2 * tiles.halo(config.layers) + tiles.grid(config.layers)
     for side in [*(s for s in TILE_SIDES if smallest < s < max(hw)), smallest]:
         if base + picture + per_pixel * _window_pixels(_largest_tile(hw, side, config.layers)) <= budget:
             peak = base + tiled_bytes(model, hw, config, side)

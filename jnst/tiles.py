@@ -18,7 +18,8 @@ a pixel), so a tiled step costs about 1.2 whole steps' arithmetic instead of 1.5
 A tile reads its interior plus a halo (:func:`halo`) at least as wide as the span the deepest
 layer reads beyond a position (:func:`jnst.vgg.margin`: 38 px at ``block4_conv2``, the
 default's deepest layer; 70 at ``block5_conv1``), so its interior's activations are the whole
-picture's; windows start on multiples of 16 px, so VGG19's poolings see the picture's grid.
+picture's. Windows start on multiples of the deepest layer's stride (:func:`grid`: 8 px for
+``block4_conv2``), so every pooling before it sees the picture's grid.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from jnst.targets import Targets, style_blend
 from jnst.vgg import features, margin, stride
 
 Array = jax.Array
-ALIGN = 16
 _STATIC = ("graphdef", "config")
 
 
@@ -59,9 +59,17 @@ class Tile:
     wx1: int
 
 
+def grid(layers: Iterable[str]) -> int:
+    """The step of windows' starts and of tile sizes for ``layers``: the deepest one's stride, so
+    its poolings see the picture's grid."""
+    return max(stride(name) for name in layers)
+
+
 def halo(layers: Iterable[str]) -> int:
     """The halo a tile needs for ``layers``: the deepest one's margin, on the pooling grid."""
-    return -(-max(margin(name) for name in layers) // ALIGN) * ALIGN
+    layers = tuple(layers)
+    step = grid(layers)
+    return -(-max(margin(name) for name in layers) // step) * step
 
 
 def _spans(n: int, tile: int, pad: int) -> list[tuple[int, int, int, int]]:
@@ -89,13 +97,15 @@ def keeps_residuals(tiles: Sequence[Tile], layers: Iterable[str]) -> bool:
 def check_tile(tile: int, layers: Iterable[str]) -> None:
     """Refuse, with one line, a tile size that leaves no interior for ``layers``' halo or breaks
     the pooling grid."""
-    pad = halo(layers)
-    smallest = 2 * pad + ALIGN
-    if tile < smallest or tile % ALIGN:
+    layers = tuple(layers)
+    pad, step = halo(layers), grid(layers)
+    if tile < 2 * pad + step:
         raise ValueError(
             f"tiles of {tile} px are too small: a tile reads a {pad} px halo on each side, so it needs at "
-            f"least {smallest} px, in multiples of {ALIGN}"
+            f"least {2 * pad + step} px"
         )
+    if tile % step:
+        raise ValueError(f"tiles of {tile} px break VGG19's pooling grid for these layers: use a multiple of {step} px")
 
 
 def plan(hw: tuple[int, int], tile: int, layers: Iterable[str]) -> list[Tile]:

@@ -128,8 +128,9 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
 
 
 def stride(name: str) -> int:
-    """How many input pixels one position of layer ``name`` steps over: 2 per pooling before it."""
-    return 2 ** sum(pool in POOLS for pool in LAYERS[: LAYERS.index(name)])
+    """How many input pixels one position of layer ``name`` steps over: 2 per pooling up to it
+    (a pooling layer's own included)."""
+    return 2 ** sum(pool in POOLS for pool in LAYERS[: LAYERS.index(name) + 1])
 
 
 def margin(name: str) -> int:

@@ -14,7 +14,7 @@ from jnst.objective import Weights, objective
 from jnst.targets import compute_targets
 
 LAYERS = StyleConfig().layers
-TILE = 176  # 256x192 splits into 2 x 2 tiles (128 px interiors, 48 px halos)
+TILE = 152  # 256x192 splits into 3 x 2 tiles (interiors of 72-112 px, 40 px halos): they recompute
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_tiles_cover_the_picture_once_on_the_pooling_grid(hw):
     covered = np.zeros(hw, int)
     for t in plan:
         covered[t.y0 : t.y1, t.x0 : t.x1] += 1
-        assert t.wy0 % 16 == 0 and t.wx0 % 16 == 0  # VGG19's poolings see the picture's grid
+        assert t.wy0 % 8 == 0 and t.wx0 % 8 == 0  # block4_conv2's three poolings see the picture's grid
         assert t.wy1 - t.wy0 <= 512 and t.wx1 - t.wx0 <= 512
         assert t.wy0 == max(0, t.y0 - halo) and t.wy1 == min(hw[0], t.y1 + halo)
         assert t.wx0 == max(0, t.x0 - halo) and t.wx1 == min(hw[1], t.x1 + halo)
@@ -41,22 +41,31 @@ def test_tiles_cover_the_picture_once_on_the_pooling_grid(hw):
     assert len({(t.wy1 - t.wy0, t.wx1 - t.wx0) for t in plan}) <= 4  # at most four compilations
 
 
+STYLE = StyleConfig().style_layers
+POOLED = tuple((name.replace("block3_conv1", "block3_pool"), w) for name, w in STYLE)
+
+
 @pytest.mark.parametrize(
-    ("norm", "tile", "count", "kept"),
-    [("unit_grad", TILE, 4, False), ("mean", TILE, 4, False), ("unit_grad", 208, 2, True)],
+    ("norm", "style_layers", "tile", "count", "kept"),
+    [
+        ("unit_grad", STYLE, TILE, 6, False),
+        ("mean", STYLE, TILE, 6, False),
+        ("unit_grad", STYLE, 208, 2, True),
+        ("mean", POOLED, 208, 2, True),  # a pooling's output, on its own (stride 8) grid
+    ],
 )
-def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, tile, count, kept):
+def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, style_layers, tile, count, kept):
     """Whether the statistics sweep keeps the deep layers' residuals (tiles of at least four
     halos) or the gradient sweep recomputes them, the gradient is the whole picture's."""
     content, style = (jnp.asarray(x)[None] for x in pair)
-    config = StyleConfig(loss_norm=norm)
+    config = StyleConfig(loss_norm=norm, style_layers=style_layers)
     targets = compute_targets(model, content, [style], config)
     image = 0.8 * content + 0.2 * jax.random.uniform(jax.random.key(0), content.shape)
     net = (model.graphdef, model.params)
     grad = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=(1, 5))
     (value, terms), expected = grad(image, *net, targets, Weights.of(config), config.compiled_part())
-    plan = tiles.plan(content.shape[1:3], tile, LAYERS)
-    assert len(plan) == count and tiles.keeps_residuals(plan, LAYERS) == kept
+    plan = tiles.plan(content.shape[1:3], tile, config.layers)
+    assert len(plan) == count and tiles.keeps_residuals(plan, config.layers) == kept
     replicas = tiles.replicate(model.params, targets)
     (tiled_value, tiled_terms), got = tiles.value_and_grad(
         image, model.graphdef, replicas, Weights.of(config), config.compiled_part(), plan
@@ -68,7 +77,7 @@ def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, ti
 
 
 @pytest.mark.parametrize(
-    ("content_layer", "halo", "tile", "short"), [("block4_conv2", 48, TILE, 32), ("block5_conv1", 80, 208, 48)]
+    ("content_layer", "halo", "tile", "short"), [("block4_conv2", 40, TILE, 32), ("block5_conv1", 80, 208, 48)]
 )
 def test_the_halo_is_what_the_deepest_layer_reads(model, pair, monkeypatch, content_layer, halo, tile, short):
     """The halo is the deepest layer's margin (38 and 70 px here) on the pooling grid: exact with
@@ -124,7 +133,9 @@ def test_a_tiled_picture_has_no_seams(model, pair):
 
 def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
     content, style = pair
-    with pytest.raises(ValueError, match="tiles of 100 px are too small: a tile reads a 48 px halo"):
+    with pytest.raises(ValueError, match="tiles of 80 px are too small: a tile reads a 40 px halo"):
+        tiles.plan((500, 500), 80, LAYERS)
+    with pytest.raises(ValueError, match="tiles of 100 px break VGG19's pooling grid .* multiple of 8 px"):
         tiles.plan((500, 500), 100, LAYERS)
     with pytest.raises(ValueError, match="tiles of 208 px are too small: a tile reads a 128 px halo"):
         tiles.plan((500, 500), 208, ["block5_conv4"])  # the seed preset's content layer
@@ -134,9 +145,9 @@ def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
         stylize_batch([content, content], style, [StyleConfig(steps=1)], model=model, tile=TILE)
     out = tmp_path / "out.png"
     args = [str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
-    assert main(["stylize", *args, "--size", "64", "--tile", "100"]) == 2
+    assert main(["stylize", *args, "--size", "64", "--tile", "80"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("jnst: error: tiles of 100 px are too small") and "\n" not in err
+    assert err.startswith("jnst: error: tiles of 80 px are too small") and "\n" not in err
     assert not out.exists()
 
 
@@ -153,7 +164,7 @@ def test_memory_plan_runs_whole_when_it_fits_and_in_tiles_when_not(model, monkey
     tight = plan_memory(model, StyleConfig(), budget=whole.peak - 1, **kw)
     assert tight.tile and tight.tiles > 1 and tight.peak < whole.peak
     # Room for half the side (a quarter of the pixels) in the smallest tiles: that is what it names.
-    smallest = 2 * tiles.halo(LAYERS) + tiles.ALIGN
+    smallest = 2 * tiles.halo(LAYERS) + tiles.grid(LAYERS)
     half = 2**29 + memory.RUNTIME_BYTES + tiled_bytes(model, (384, 512), StyleConfig(), smallest)
     with pytest.raises(ValueError, match=r"does not fit in .* the largest that fits is about (\d+) px") as error:
         plan_memory(model, StyleConfig(), budget=half, **kw)
@@ -181,7 +192,7 @@ def test_progress_shows_the_pass_and_the_tile(shared_images, tmp_path, capsys):
     args = ["stylize", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
     assert main([*args, "--size", "256", "--tile", str(TILE), "--steps", "2", "--scales", "none"]) == 0
     err = capsys.readouterr().err
-    assert "pass 1/1 256x192 · tile 2/4 (statistics)" in err and "pass 1/1 256x192 · tile 4/4 (gradient)" in err
+    assert "pass 1/1 256x192 · tile 2/6 (statistics)" in err and "pass 1/1 256x192 · tile 6/6 (gradient)" in err
     assert out.exists()
 
 
@@ -224,7 +235,8 @@ def test_tiles_spread_over_devices_give_the_one_device_gradient(shared_images):
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.splitlines()[-1])
-    assert got["devices"] == 4 and got["tiles"] == 4
-    assert got["heard"] == [["statistics", 4, 4], ["gradient", 4, 4]]  # one group of four, each sweep
+    assert got["devices"] == 4 and got["tiles"] == 6
+    # Each sweep: a group of four tiles, then one of the last two.
+    assert got["heard"] == [["statistics", 4, 6], ["statistics", 6, 6], ["gradient", 4, 6], ["gradient", 6, 6]]
     assert got["on_first"]  # the gradient is gathered on the first device
     assert got["value"] < 1e-6 and got["grad"] < 1e-6
