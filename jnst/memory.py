@@ -5,9 +5,9 @@ compiled for their shapes (nothing runs), and their memory analysis gives the by
 arguments, outputs and temporaries. The process's own resident memory (Python, JAX, VGG19's
 weights) is added as measured when the plan is made, and ``RUNTIME_BYTES`` for the compiled
 programs (calibrated against the measured peak). Coarser passes are smaller, so the finest
-pass sets the peak. A tiled pass holds the whole picture's optimiser state and gradient, every
-tile's deep residuals between a step's two sweeps, and one tile's programs at a time (see
-:mod:`jnst.tiles`).
+pass sets the peak. A tiled pass holds the whole picture's optimiser state and gradient, the
+cut's map, every map tile's deep residuals between a step's forward and backward sweeps, and
+one tile's programs at a time (see :mod:`jnst.tiles`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from jnst import tiles
+from jnst import segment, tiles
 from jnst.config import StyleConfig
 from jnst.loop import LoopState, run_chunk
 from jnst.objective import Weights
@@ -28,8 +28,7 @@ from jnst.schedule import Pass
 from jnst.targets import Targets
 from jnst.vgg import Model, features
 
-# Tile sides tried, largest first, when a picture does not fit whole; then the smallest tile
-# the layers' halo allows.
+# Tile sides tried, largest first, when a picture does not fit whole; then :func:`floor_tile`.
 TILE_SIDES = (4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256)
 # What a run holds beyond XLA's analysis of its programs and the memory resident when the plan
 # is made: the compiled programs themselves and the heap the compiler leaves behind. Measured on
@@ -120,37 +119,65 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
     state = jax.eval_shape(lambda x: LoopState.start(x, compiled), image)
     targets = _abstract_targets(model, hw, compiled)
     net = (model.graphdef, model.params)
+    tiling = tiles.step_plan(hw, tile, config.layers)
 
-    plan = tiles.plan(hw, tile, config.layers)
-    keep = tiles.keeps_residuals(plan, config.layers)
+    def window(t: tiles.Tile, channels: int, dtype=compiled.compute_dtype) -> jax.ShapeDtypeStruct:
+        return jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, channels), dtype)
 
-    def window(t: tiles.Tile) -> jax.ShapeDtypeStruct:
-        return jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, 3), jnp.float32)
+    t = _largest(tiling.picture)
+    box, pixels = tiles.tile_box(t), window(t, 3, jnp.float32)
+    sums, cut = jax.eval_shape(lambda w: tiles.picture_statistics(w, box, *net, targets, compiled), pixels)
+    every, residuals, programs = sums, 0, []  # programs: (lowered, bytes of its arguments counted elsewhere)
+    if cut is not None:
+        channels = cut.shape[-1]
 
-    def swept(t: tiles.Tile):
-        """The shapes of tile ``t``'s sums and residuals (traced, not run)."""
-        box = tiles.tile_box(t)
-        return jax.eval_shape(lambda w: tiles.tile_statistics(w, box, *net, targets, compiled, keep), window(t))
+        def traced(m: tiles.Tile):
+            """The shapes of map tile ``m``'s sums and residuals (traced, not run)."""
+            b = tiles.tile_box(m)
+            return jax.eval_shape(lambda w: tiles.cut_statistics(w, b, *net, targets, compiled), window(m, channels))
 
-    # Every tile's residuals live from its statistics to its gradient: all of them at the sweeps'
-    # turn. (At most four window shapes, each traced once.)
-    by_shape: dict[tuple[int, ...], list[tiles.Tile]] = {}
-    for t in plan:
-        by_shape.setdefault(window(t).shape, []).append(t)
-    shapes = {shape: swept(ts[0]) for shape, ts in by_shape.items()}
-    residuals = sum(len(ts) * _tree_bytes(shapes[shape][1]) for shape, ts in by_shape.items())
-    t = _largest_tile(hw, tile, config.layers)
-    (sums, res), box = shapes[window(t).shape], tiles.tile_box(t)
-    programs = [tiles.tile_statistics.lower(window(t), box, *net, targets, compiled, keep),
-                tiles.tile_grad.lower(window(t), box, sums, res, *net, targets, compiled)]  # fmt: skip
-    # The programs' arguments and outputs include the targets and the tile's residuals, counted above.
-    program = max(_program_bytes(p.compile()) for p in programs) - _tree_bytes(targets) - _tree_bytes(res)
-    # The optimiser's update on the whole picture runs after the gradient sweep, when no residual
-    # or tile program is alive; its temporaries (L-BFGS's two-loop recursion keeps several
-    # picture-sized buffers) grow with the picture like the residuals, so the larger of the two
-    # is counted with the picture (and the tile's program beside it: on the safe side).
+        # Every map tile's residuals live from its forward to its backward: all of them at the
+        # sweeps' turn. (At most four window shapes, each traced once.)
+        shapes = {}
+        for m in tiling.cut:
+            shape = window(m, channels).shape
+            if shape not in shapes:
+                shapes[shape] = traced(m)
+            residuals += _tree_bytes(shapes[shape][1])
+        m = _largest(tiling.cut)
+        mbox, mwindow = tiles.tile_box(m), window(m, channels)
+        deep_sums, res = shapes[mwindow.shape]
+        every = {**sums, **deep_sums}
+        counted = _tree_bytes(targets) + _tree_bytes(res)
+        forward = tiles.cut_statistics.lower(mwindow, mbox, *net, targets, compiled)
+        backward = tiles.cut_grad.lower(mbox, every, res, *net, targets, compiled, mwindow.shape)
+        programs += [(forward, counted), (backward, counted)]
+    forward = tiles.picture_statistics.lower(pixels, box, *net, targets, compiled)
+    backward = tiles.picture_grad.lower(pixels, box, every, cut, *net, targets, compiled)
+    programs += [(forward, _tree_bytes(targets)), (backward, _tree_bytes(targets))]
+    program = max(_program_bytes(p.compile()) - counted for p, counted in programs)
+    # The cut's map and its gradient (never alive together) live beside the residuals; the
+    # optimiser's update on the whole picture runs after the sweeps, when no residual or tile
+    # program is alive; its temporaries (L-BFGS's two-loop recursion keeps several picture-sized
+    # buffers) grow with the picture like the residuals, so the larger of the two is counted
+    # with the picture (and the tile's program beside it: on the safe side).
+    cut_map = 0 if cut is None else hw[0] // tiles.UNIT * (hw[1] // tiles.UNIT) * cut.shape[-1] * cut.dtype.itemsize
     update = tiles.apply_gradient_jit.lower(state, image, compiled).compile().memory_analysis().temp_size_in_bytes
-    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + max(update, residuals), program
+    return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + max(update, residuals + cut_map), program
+
+
+def floor_tile(layers: tuple[str, ...]) -> int:
+    """The smallest tiles a plan tries for ``layers``: those whose map tiles are four halos wide.
+    Smaller ones read mostly halo, and their residuals grow faster than their programs shrink."""
+    smallest, step = tiles.smallest_tile(layers), tiles.grid(layers)
+    if not segment.deep_layers(layers):
+        return smallest
+    return max(smallest, -(-2 * 4 * tiles.cut_halo(layers) // step) * step)
+
+
+def _largest(plan: Sequence[tiles.Tile]) -> tiles.Tile:
+    """The tile of ``plan`` with the largest window."""
+    return max(plan, key=_window_pixels)
 
 
 @dataclass(frozen=True)
@@ -190,7 +217,7 @@ def plan_memory(
     hw, chunk = passes[-1].hw, passes[-1].chunk
     base = resident_bytes() + RUNTIME_BYTES
     if tile:
-        count = len(tiles.plan(hw, tile, config.layers))
+        count = len(tiles.step_plan(hw, tile, config.layers).picture)
         if count == 1:
             return Plan(passes, 0, 1, base + whole_bytes(model, hw, config, chunk, unroll), budget)
         return Plan(passes, tile, count, base + tiled_bytes(model, hw, config, tile), budget)
@@ -201,12 +228,12 @@ def plan_memory(
     # tile estimated to fit is measured exactly (each measurement is a compilation).
     picture, program = _tiled_parts(model, hw, config, 1024)
     per_pixel = program / _window_pixels(_largest_tile(hw, 1024, config.layers))
-    smallest = 2 * tiles.halo(config.layers) + tiles.grid(config.layers)
+    smallest = floor_tile(config.layers)
     for side in [*(s for s in TILE_SIDES if smallest < s < max(hw)), smallest]:
         if base + picture + per_pixel * _window_pixels(_largest_tile(hw, side, config.layers)) <= budget:
             peak = base + tiled_bytes(model, hw, config, side)
             if peak <= budget:
-                return Plan(passes, side, len(tiles.plan(hw, side, config.layers)), peak, budget)
+                return Plan(passes, side, len(tiles.step_plan(hw, side, config.layers).picture), peak, budget)
     picture, program = _tiled_parts(model, hw, config, smallest)
     largest = int(max(hw) * (max(0.0, budget - base - program) / picture) ** 0.5)
     fits = f"the largest that fits is about {largest} px on its long side" if largest >= 16 else "no picture fits"
@@ -218,8 +245,8 @@ def plan_memory(
 
 
 def _largest_tile(hw: tuple[int, int], tile: int, layers: tuple[str, ...]) -> tiles.Tile:
-    """The tile with the largest window of a picture of ``hw`` in tiles of ``tile`` px."""
-    return max(tiles.plan(hw, tile, layers), key=_window_pixels)
+    """The picture tile with the largest window of a step on ``hw`` in tiles of ``tile`` px."""
+    return _largest(tiles.step_plan(hw, tile, layers).picture)
 
 
 def _window_pixels(t: tiles.Tile) -> int:

@@ -222,12 +222,13 @@ def stylize_batch(
             continue
         factor = side / max(full_hw)
         pass_masks = None if masks is None else np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
-        pass_tiles = tiles.plan(hw, tile, config.layers) if tile else []
+        tiling = tiles.step_plan(hw, tile, config.layers) if tile else None
+        tiled = tiling is not None and len(tiling.picture) > 1
         items = []
         for (content, item_styles), item_config in zip(work, configs, strict=True):
             pass_content = resize(content, hw)
             pass_styles = [resize(s, scaled(s.shape[1:3], factor)) for s in item_styles]
-            if len(pass_tiles) > 1:
+            if tiled:
                 net = (model.graphdef, model.params)
                 pass_targets = tiles.compute_targets(*net, pass_content, pass_styles, item_config, tile)
             else:
@@ -251,7 +252,7 @@ def stylize_batch(
             state = _stack([next_pass(s, hw, compiled) for s in _unstack(state, n)])
         if mesh is not None:
             state, targets, weights = place((state, targets, weights), mesh, shard)
-        if len(pass_tiles) > 1:
+        if tiled:
             replicas = tiles.replicate(model.params, targets, tile_devices)
         pass_start = sum(pass_steps[:index])
         chunks = segments(pass_start, steps, config.snapshot_every, chunk)
@@ -259,8 +260,8 @@ def stylize_batch(
             if length == 0:
                 snapshots.append((step, finish(to_host(state.average))))
                 continue
-            if len(pass_tiles) > 1:
-                state, terms = tiles.run_steps(pass_tiles, model.graphdef, replicas, weights, state,
+            if tiled:
+                state, terms = tiles.run_steps(tiling, model.graphdef, replicas, weights, state,
                                                config=compiled, length=length, on_tile=on_tile)  # fmt: skip
             else:
                 state, terms = run_chunk(

@@ -3,23 +3,30 @@
 The objective depends on the picture only through sums over positions: each style layer's
 Gram sum ``sum_p F_p F_p^T`` and each content layer's sums of ``d^2`` and ``|d|``, ``d`` the
 difference to the content's activations (total variation is local and cheap, and is computed
-on the whole picture). So one step makes two sweeps over the tiles:
+on the whole picture). So a step runs forward over tiles, adds up their sums into the
+picture's, hence its loss and the loss's gradient ``g`` with respect to the sums; then, with
+``g`` fixed, each tile's ``<g, sums_tile(x)>`` is differentiated with respect to the pixels the
+tile reads, and the tiles' gradients are added where they overlap: by the chain rule, the
+picture's gradient. No seams, by construction.
 
-1. statistics: each tile's sums over its interior, added up, are the picture's sums, hence its
-   loss and the loss's gradient ``g`` with respect to the sums;
-2. gradient: with ``g`` fixed, each tile's ``<g, sums_tile(x)>`` is differentiated with
-   respect to the pixels the tile reads, and the tiles' gradients are added where they
-   overlap: by the chain rule, the picture's gradient. No seams, by construction.
+VGG19 is tiled in two parts (:class:`Tiling`), split at :data:`jnst.segment.CUT`
+(``block2_pool``). Blocks 1 and 2 hold the memory (64 and 128 channels at full and half
+resolution) but reach only 6 px: they run in tiles of the picture with an 8 px halo, and their
+interiors assemble the cut's map (32 bytes a pixel). The deeper layers do two thirds of the
+arithmetic on 1/16 of the pixels and reach far (38 px for ``block4_conv2``): they run in tiles
+of the cut's map, twice the side in picture pixels, each with its own halo. So a step makes four
+sweeps:
 
-The second sweep runs only blocks 1 and 2 forward again: the first kept what the deeper layers'
-gradient needs (:mod:`jnst.segment`: two thirds of the forward's arithmetic, for about 140 bytes
-a pixel), so a tiled step costs about 1.2 whole steps' arithmetic instead of 1.5.
+1. picture tiles forward: the shallow layers' sums, and the cut's map;
+2. map tiles forward: the deep layers' sums, keeping what their backward needs
+   (:mod:`jnst.segment`: about 140 bytes a picture pixel);
+3. map tiles backward from those, into the gradient of the cut's map;
+4. picture tiles forward again and backward, from the shallow sums' and the map's gradients.
 
-A tile reads its interior plus a halo (:func:`halo`) at least as wide as the span the deepest
-layer reads beyond a position (:func:`jnst.vgg.margin`: 38 px at ``block4_conv2``, the
-default's deepest layer; 70 at ``block5_conv1``), so its interior's activations are the whole
-picture's. Windows start on multiples of the deepest layer's stride (:func:`grid`: 8 px for
-``block4_conv2``), so every pooling before it sees the picture's grid.
+That is about 1.2 whole steps of arithmetic (the shallow forward twice), with halos that add a
+few percent, not the 15 % that tiles reading the deep layers' halo at full resolution do.
+Windows start on multiples of the deepest layer's stride within each part (:func:`grid`), so
+every pooling sees the picture's grid.
 """
 
 from __future__ import annotations
@@ -38,10 +45,11 @@ from jnst.config import StyleConfig
 from jnst.loop import LoopState, apply_gradient
 from jnst.objective import Weights, weigh
 from jnst.targets import Targets, style_blend
-from jnst.vgg import features, margin, stride
+from jnst.vgg import LAYERS, features, margin, stride
 
 Array = jax.Array
 _STATIC = ("graphdef", "config")
+UNIT = stride(segment.CUT)  # picture pixels a pixel of the cut's map
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,16 @@ class Tile:
     wx1: int
 
 
+@dataclass(frozen=True)
+class Tiling:
+    """A tiled step's tiles: ``picture`` tiles for the layers up to the cut, and ``cut`` tiles of
+    the cut's map (in its pixels, ``UNIT`` picture pixels each) for the deeper layers; none
+    when no layer lies past the cut."""
+
+    picture: tuple[Tile, ...]
+    cut: tuple[Tile, ...]
+
+
 def grid(layers: Iterable[str]) -> int:
     """The step of windows' starts and of tile sizes for ``layers``: the deepest one's stride, so
     its poolings see the picture's grid."""
@@ -66,10 +84,37 @@ def grid(layers: Iterable[str]) -> int:
 
 
 def halo(layers: Iterable[str]) -> int:
-    """The halo a tile needs for ``layers``: the deepest one's margin, on the pooling grid."""
+    """The halo a picture tile needs for ``layers``: the deepest one's margin, on the pooling grid."""
     layers = tuple(layers)
     step = grid(layers)
     return -(-max(margin(name) for name in layers) // step) * step
+
+
+def cut_halo(layers: Iterable[str]) -> int:
+    """The halo, in the cut's map's pixels, that a tile of the map needs for the deep ``layers``:
+    how far past the cut the deepest one reaches, on its pooling grid."""
+    layers = tuple(layers)
+    step = grid(layers) // UNIT
+    reach = (max(margin(name) for name in layers) - margin(segment.CUT)) // UNIT
+    return -(-reach // step) * step
+
+
+def _near(layers: Iterable[str]) -> tuple[str, ...]:
+    """The layers the picture tiles compute: ``layers`` up to the cut, and the cut when any lies deeper."""
+    layers = tuple(layers)
+    near = tuple(name for name in layers if LAYERS.index(name) <= LAYERS.index(segment.CUT))
+    return (*near, segment.CUT) if segment.deep_layers(layers) else near
+
+
+def smallest_tile(layers: Iterable[str]) -> int:
+    """The smallest tile side ``layers`` allow: the picture tiles' halos and the map tiles' (half
+    the side, in the map's pixels) leave an interior."""
+    layers = tuple(layers)
+    near = _near(layers)
+    smallest = 2 * halo(near) + grid(near)
+    if segment.deep_layers(layers):
+        smallest = max(smallest, 2 * (2 * cut_halo(layers) + grid(layers) // UNIT))
+    return -(-smallest // grid(layers)) * grid(layers)
 
 
 def _spans(n: int, tile: int, pad: int) -> list[tuple[int, int, int, int]]:
@@ -84,44 +129,48 @@ def _spans(n: int, tile: int, pad: int) -> list[tuple[int, int, int, int]]:
     return [(a, b, max(0, a - pad), min(n, b + pad)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
-def keeps_residuals(tiles: Sequence[Tile], layers: Iterable[str]) -> bool:
-    """Whether a step on ``tiles`` keeps the deep layers' residuals from its statistics sweep to
-    its gradient sweep (:mod:`jnst.segment`): when a layer lies past the cut and the largest
-    window is at least four halos wide, so that the residuals, halos included, stay small beside
-    the picture's state. Smaller tiles run the deep layers forward again."""
-    layers = tuple(layers)
-    side = max(max(t.wy1 - t.wy0, t.wx1 - t.wx0) for t in tiles)
-    return bool(segment.deep_layers(layers)) and side >= 4 * halo(layers)
+def _cover(hw: tuple[int, int], tile: int, pad: int) -> tuple[Tile, ...]:
+    """Tiles covering ``hw`` with windows <= ``tile`` px a side reading ``pad`` px around their
+    interiors (at most four window shapes, so at most four compilations a sweep)."""
+    return tuple(
+        Tile(y0, y1, x0, x1, wy0, wy1, wx0, wx1)
+        for y0, y1, wy0, wy1 in _spans(hw[0], tile, pad)
+        for x0, x1, wx0, wx1 in _spans(hw[1], tile, pad)
+    )
 
 
 def check_tile(tile: int, layers: Iterable[str]) -> None:
-    """Refuse, with one line, a tile size that leaves no interior for ``layers``' halo or breaks
+    """Refuse, with one line, a tile size that leaves no interior for ``layers``' halos or breaks
     the pooling grid."""
     layers = tuple(layers)
-    pad, step = halo(layers), grid(layers)
-    if tile < 2 * pad + step:
-        raise ValueError(
-            f"tiles of {tile} px are too small: a tile reads a {pad} px halo on each side, so it needs at "
-            f"least {2 * pad + step} px"
-        )
+    smallest, step = smallest_tile(layers), grid(layers)
+    if tile < smallest:
+        raise ValueError(f"tiles of {tile} px are too small for these layers' halos: they need at least {smallest} px")
     if tile % step:
         raise ValueError(f"tiles of {tile} px break VGG19's pooling grid for these layers: use a multiple of {step} px")
 
 
 def plan(hw: tuple[int, int], tile: int, layers: Iterable[str]) -> list[Tile]:
-    """Tiles covering a picture of ``hw`` whose windows are at most ``tile`` px a side, with the
-    halo ``layers`` need (at most four window shapes, so at most four compilations a sweep)."""
+    """Tiles of a picture of ``hw`` for all of ``layers`` at once (each with the deepest one's
+    halo), windows at most ``tile`` px a side: how targets are computed (once a pass)."""
     check_tile(tile, layers)
-    pad = halo(layers)
-    return [
-        Tile(y0, y1, x0, x1, wy0, wy1, wx0, wx1)
-        for y0, y1, wy0, wy1 in _spans(hw[0], tile, pad)
-        for x0, x1, wx0, wx1 in _spans(hw[1], tile, pad)
-    ]
+    return list(_cover(hw, tile, halo(layers)))
+
+
+def step_plan(hw: tuple[int, int], tile: int, layers: Iterable[str]) -> Tiling:
+    """The tiles of a step on a picture of ``hw`` (see the module docstring): picture tiles of at
+    most ``tile`` px, and map tiles of at most ``tile // 2`` of the map's pixels."""
+    check_tile(tile, layers)
+    layers = tuple(layers)
+    picture = _cover(hw, tile, halo(_near(layers)))
+    if not segment.deep_layers(layers):
+        return Tiling(picture, ())
+    return Tiling(picture, _cover((hw[0] // UNIT, hw[1] // UNIT), tile // 2, cut_halo(layers)))
 
 
 def _interior_mask(tile: Array, size: tuple[int, int], s: int) -> Array:
-    """(1, h, w, 1) mask, 1 on the interior, of a window's layer of stride ``s`` and ``size``."""
+    """(1, h, w, 1) mask, 1 on the interior, of a window's map of ``size`` whose pixels step over
+    ``s`` of the tile's."""
     y0, y1, x0, x1, wy0, wx0 = (tile[i] for i in range(6))
     rows = wy0 // s + jnp.arange(size[0])
     cols = wx0 // s + jnp.arange(size[1])
@@ -130,19 +179,22 @@ def _interior_mask(tile: Array, size: tuple[int, int], s: int) -> Array:
     return (inside_r[:, None] & inside_c[None, :]).astype(jnp.float32)[None, :, :, None]
 
 
-def _sums(acts: dict[str, Array], tile: Array, targets: Targets, config: StyleConfig) -> dict[str, Array]:
+def _sums(
+    acts: dict[str, Array], tile: Array, targets: Targets, config: StyleConfig, unit: int = 1
+) -> dict[str, Array]:
     """The sums over one tile's interior that the objective needs (see the module docstring), of
-    the layers in ``acts``, the window's activations."""
+    the layers in ``acts``, the window's activations; the tile's pixels are ``unit`` picture
+    pixels each."""
     sums = {}
     for name, _ in config.style_layers:
         if name in acts:
             f = acts[name].astype(jnp.float32)
-            f = f * _interior_mask(tile, f.shape[1:3], stride(name))
+            f = f * _interior_mask(tile, f.shape[1:3], stride(name) // unit)
             sums["gram/" + name] = losses.gram_sum(f)
     for name, _ in config.content_layers:
         if name in acts:
             f = acts[name].astype(jnp.float32)
-            s = stride(name)
+            s = stride(name) // unit
             start = (0, tile[4] // s, tile[5] // s, 0)
             target = jax.lax.dynamic_slice(targets.content[name], start, f.shape)
             d = (f - target) * _interior_mask(tile, f.shape[1:3], s)
@@ -158,32 +210,50 @@ def tile_sums(
     return _sums(acts, tile, targets, config)
 
 
-def _shallow(window: Array, graphdef: nnx.GraphDef, params: nnx.State, config: StyleConfig):
-    """The window's activations at the layers up to :data:`jnst.segment.CUT`, and the cut's
-    activations when a layer lies deeper (None otherwise)."""
-    deep = segment.deep_layers(config.layers)
-    shallow = tuple(name for name in config.layers if name not in deep)
-    layers = (*shallow, segment.CUT) if deep else shallow
-    acts = features(graphdef, params, window.astype(config.compute_dtype), layers, config.padding)
-    return {name: acts[name] for name in shallow}, acts[segment.CUT] if deep else None
-
-
-@functools.partial(jax.jit, static_argnames=(*_STATIC, "keep"))
-def tile_statistics(
-    window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.State, targets: Targets, config: StyleConfig,
-    keep: bool,
-) -> tuple[dict[str, Array], segment.Residuals | None]:  # fmt: skip
-    """The statistics sweep's part for one tile: its sums (:func:`tile_sums`), and with ``keep``
-    (:func:`keeps_residuals`) the deep layers' residuals that spare the gradient sweep their
-    forward (:mod:`jnst.segment`), else None."""
-    if not keep:
-        return tile_sums(window, tile, graphdef, params, targets, config), None
-    acts, cut = _shallow(window, graphdef, params, config)
-    res = segment.forward(graphdef, params, cut, config.layers)
-    return _sums({**acts, **res.acts}, tile, targets, config), res
-
-
 _tile_sums_jit = jax.jit(tile_sums, static_argnames=_STATIC)
+
+
+def _shallow(window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.State, targets, config):
+    """A picture tile's sums of the layers up to the cut, and the cut's activations on its
+    interior (zero elsewhere; None when no layer lies deeper)."""
+    near = _near(config.layers)
+    acts = features(graphdef, params, window.astype(config.compute_dtype), near, config.padding)
+    if not segment.deep_layers(config.layers):
+        return _sums(acts, tile, targets, config), None
+    cut = acts.pop(segment.CUT)
+    return _sums(acts, tile, targets, config), cut * _interior_mask(tile, cut.shape[1:3], UNIT).astype(cut.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def picture_statistics(window, tile, graphdef, params, targets, config) -> tuple[dict[str, Array], Array | None]:
+    """Sweep 1 for one picture tile: :func:`_shallow`."""
+    return _shallow(window, tile, graphdef, params, targets, config)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def cut_statistics(window, tile, graphdef, params, targets, config) -> tuple[dict[str, Array], segment.Residuals]:
+    """Sweep 2 for one tile of the cut's map: the deep layers' sums over its interior, and the
+    residuals their backward needs."""
+    res = segment.forward(graphdef, params, window, config.layers)
+    return _sums(res.acts, tile, targets, config, UNIT), res
+
+
+@functools.partial(jax.jit, static_argnames=(*_STATIC, "shape"))
+def cut_grad(tile, sum_grads, res, graphdef, params, targets, config, shape: tuple[int, ...]) -> Array:
+    """Sweep 3 for one tile of the cut's map (a window of ``shape``): the gradient over its window
+    of ``<sum_grads, the deep sums of the tile>``, from its residuals."""
+    deep_sums, pullback = jax.vjp(lambda acts: _sums(acts, tile, targets, config, UNIT), res.acts)
+    (cots,) = pullback({k: sum_grads[k] for k in deep_sums})
+    return segment.backward(graphdef, params, res, cots, jax.ShapeDtypeStruct(shape, config.compute_dtype))
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def picture_grad(window, tile, sum_grads, map_grad, graphdef, params, targets, config) -> Array:
+    """Sweep 4 for one picture tile: the gradient over its window's pixels of its shallow sums
+    against ``sum_grads`` and of its interior's part of the cut's map against ``map_grad`` (the
+    map's gradient over the window; None when no layer lies past the cut)."""
+    (sums, cut), pullback = jax.vjp(lambda x: _shallow(x, tile, graphdef, params, targets, config), window)
+    return pullback(({k: sum_grads[k] for k in sums}, None if cut is None else map_grad.astype(cut.dtype)))[0]
 
 
 def _positions(hw: tuple[int, int], layer: str) -> int:
@@ -219,30 +289,6 @@ def tile_box(t: Tile) -> Array:
     return jnp.asarray([t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0], jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def tile_grad(
-    window: Array, tile: Array, sum_grads: dict[str, Array], res: segment.Residuals | None, graphdef, params,
-    targets: Targets, config: StyleConfig,
-) -> Array:  # fmt: skip
-    """The gradient, over the window's pixels, of ``<sum_grads, sums of the tile>``: the shallow
-    layers run forward again, the deep ones come back from the statistics sweep's ``res`` (or,
-    with None, run forward again too)."""
-
-    def shallow(x: Array):
-        acts, cut = _shallow(x, graphdef, params, config)
-        return _sums(acts, tile, targets, config), cut
-
-    (sums, cut), pullback = jax.vjp(shallow, window)
-    cut_grad = None
-    if cut is not None:  # layers past the cut: back through them from their residuals
-        if res is None:  # not kept: the deep layers run forward again
-            res = segment.forward(graphdef, params, cut, config.layers)
-        deep_sums, deep_pullback = jax.vjp(lambda acts: _sums(acts, tile, targets, config), res.acts)
-        (cots,) = deep_pullback({k: sum_grads[k] for k in deep_sums})
-        cut_grad = segment.backward(graphdef, params, res, cots, jax.ShapeDtypeStruct(cut.shape, cut.dtype))
-    return pullback(({k: sum_grads[k] for k in sums}, cut_grad))[0]
-
-
 Replica = tuple[jax.Device | None, nnx.State, Targets]
 
 
@@ -260,54 +306,82 @@ def value_and_grad(
     replicas: Sequence[Replica],
     weights: Weights,
     config: StyleConfig,
-    tiles: list[Tile],
+    tiling: Tiling,
     on_tile: Callable[[str, int, int], None] | None = None,
 ) -> tuple[tuple[Array, dict[str, Array]], Array]:
-    """The objective's value, terms and gradient for ``image`` (1, H, W, 3), tile by tile: what
-    ``jax.value_and_grad(objective, has_aux=True)`` gives, in a tile's memory.
+    """The objective's value, terms and gradient for ``image`` (1, H, W, 3), tile by tile (the
+    four sweeps of the module docstring): what ``jax.value_and_grad(objective, has_aux=True)``
+    gives, in a tile's memory.
 
-    With several ``replicas`` (:func:`replicate`), tile k runs on replica k mod D's device (JAX
-    dispatches asynchronously, so a group of D tiles runs at once) and the sums and gradients
-    are added on the first; with one, everything stays where the image is. ``on_tile(sweep, done, count)``
-    hears of each finished group of tiles of either sweep (``"statistics"``, ``"gradient"``),
-    for progress at print size, where a tile takes minutes."""
+    With several ``replicas`` (:func:`replicate`), the k-th tile of a sweep runs on replica k mod
+    D's device (JAX dispatches asynchronously, so a group of D tiles runs at once) and the sums
+    and gradients are added on the first; with one, everything stays where the image is.
+    ``on_tile(sweep, done, count)`` hears of each finished group of tiles of either half of the
+    step (``"statistics"``, ``"gradient"``: the picture's and the map's tiles), for progress at
+    print size, where a tile takes minutes."""
     devices = [d for d, _, _ in replicas]
     home, targets = devices[0], replicas[0][2]
+    count = len(tiling.picture) + len(tiling.cut)
 
-    def on(k: int, tree):  # tile k's inputs, on its device
+    def on(k: int, tree):  # the k-th tile's inputs, on its device
         return tree if devices[k % len(devices)] is None else jax.device_put(tree, devices[k % len(devices)])
 
     def back(tree):  # a result, on the first device
         return tree if home is None else jax.device_put(tree, home)
 
-    def done(sweep: str, k: int, result) -> None:
+    def done(sweep: str, k: int, of: int, before: int, result) -> None:
         # One group of D tiles in flight at a time: dispatched further ahead, every tile's window
-        # and gradient (12 MB each at 1024 px) would wait in memory at once: 0.6 GB in 24 tiles.
-        if (k + 1) % len(devices) == 0 or k + 1 == len(tiles):
+        # and gradient (12 MB each at 1024 px) would wait in memory at once.
+        if (k + 1) % len(devices) == 0 or k + 1 == of:
             jax.block_until_ready(result)
             if on_tile is not None:
-                on_tile(sweep, k + 1, len(tiles))
+                on_tile(sweep, before + k + 1, count)
 
-    hw = image.shape[1:3]
-    sums = None
-    keep = keeps_residuals(tiles, config.layers)
-    kept = []  # each tile's deep residuals, on its device, until its gradient is taken
-    for k, t in enumerate(tiles):
+    def add(total, part):
+        return back(part) if total is None else jax.tree.map(jnp.add, total, back(part))
+
+    near, deep, cut_map = None, {}, None  # the shallow and the deep layers' sums, the cut's map
+    for k, t in enumerate(tiling.picture):  # 1: picture tiles forward
         _, p, tg = replicas[k % len(devices)]
-        part, res = tile_statistics(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config, keep)
+        part, cut = picture_statistics(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config)
+        near = add(near, part)
+        if cut is not None:
+            if cut_map is None:
+                cut_map = jnp.zeros((1, image.shape[1] // UNIT, image.shape[2] // UNIT, cut.shape[-1]), cut.dtype)
+            cut_map = _add_window(cut_map, back(cut), t.wy0 // UNIT, t.wx0 // UNIT)
+        done("statistics", k, len(tiling.picture), 0, part)
+    channels = 0 if cut_map is None else cut_map.shape[-1]
+    kept = []  # each map tile's residuals, on its device, until its backward
+    for k, t in enumerate(tiling.cut):  # 2: map tiles forward
+        _, p, tg = replicas[k % len(devices)]
+        part, res = cut_statistics(on(k, _window(cut_map, t)), tile_box(t), graphdef, p, tg, config)
         kept.append(res)
-        sums = back(part) if sums is None else jax.tree.map(jnp.add, sums, back(part))
-        done("statistics", k, part)
-    (partial, terms), sum_grads = _loss_and_sum_grads(sums, hw, targets, weights, config)
+        deep = add(deep or None, part)
+        done("statistics", k, len(tiling.cut), len(tiling.picture), part)
+    del cut_map
+    sums = {**near, **deep}
+    (partial, terms), sum_grads = _loss_and_sum_grads(sums, image.shape[1:3], targets, weights, config)
     sum_grads = [on(k, sum_grads) for k in range(len(devices))]
-    grad = jnp.zeros_like(image)
-    for k, t in enumerate(tiles):
+    map_grad = None
+    for k, t in enumerate(tiling.cut):  # 3: map tiles backward
         _, p, tg = replicas[k % len(devices)]
-        window, sum_grad, res = on(k, _window(image, t)), sum_grads[k % len(devices)], kept[k]
-        kept[k] = None
-        g = tile_grad(window, tile_box(t), sum_grad, res, graphdef, p, tg, config)
+        res, kept[k] = kept[k], None
+        shape = (1, t.wy1 - t.wy0, t.wx1 - t.wx0, channels)
+        g = cut_grad(tile_box(t), sum_grads[k % len(devices)], res, graphdef, p, tg, config, shape)
+        if map_grad is None:
+            map_grad = jnp.zeros((1, image.shape[1] // UNIT, image.shape[2] // UNIT, g.shape[-1]), g.dtype)
+        map_grad = _add_window(map_grad, back(g), t.wy0, t.wx0)
+        done("gradient", k, len(tiling.cut), 0, g)
+    grad = jnp.zeros_like(image)
+    for k, t in enumerate(tiling.picture):  # 4: picture tiles forward again, and backward
+        _, p, tg = replicas[k % len(devices)]
+        window_map_grad = None
+        if map_grad is not None:
+            window_map_grad = on(k, map_grad[:, t.wy0 // UNIT : t.wy1 // UNIT, t.wx0 // UNIT : t.wx1 // UNIT])
+        g = picture_grad(on(k, _window(image, t)), tile_box(t), sum_grads[k % len(devices)], window_map_grad,
+                         graphdef, p, tg, config)  # fmt: skip
         grad = _add_window(grad, back(g), t.wy0, t.wx0)
-        done("gradient", k, g)
+        done("gradient", k, len(tiling.picture), len(tiling.cut), g)
     tv, grad = _add_total_variation(image, grad, weights.tv)
     terms = {**terms, "tv": tv}
     return (partial + tv, terms), grad
@@ -352,7 +426,7 @@ def _distinct_buffers(state: LoopState) -> LoopState:
 
 
 def run_steps(
-    tiles: list[Tile], graphdef: nnx.GraphDef, replicas: Sequence[Replica], weights: Weights, state: LoopState,
+    tiling: Tiling, graphdef: nnx.GraphDef, replicas: Sequence[Replica], weights: Weights, state: LoopState,
     *, config: StyleConfig, length: int, on_tile: Callable[[str, int, int], None] | None = None,
 ) -> tuple[LoopState, dict[str, Array]]:  # fmt: skip
     """``length`` optimiser steps on tiled gradients: :func:`jnst.loop.run_chunk` for a picture
@@ -361,7 +435,7 @@ def run_steps(
     history = []
     state = _distinct_buffers(state)
     for _ in range(length):
-        (total, terms), grad = value_and_grad(state.image, graphdef, replicas, weights, config, tiles, on_tile)
+        (total, terms), grad = value_and_grad(state.image, graphdef, replicas, weights, config, tiling, on_tile)
         state = apply_gradient_jit(state, grad, config)
         history.append({"total": total, **terms})
     return state, {k: jnp.stack([h[k] for h in history]) for k in history[0]}

@@ -14,12 +14,12 @@ from jnst.objective import Weights, objective
 from jnst.targets import compute_targets
 
 LAYERS = StyleConfig().layers
-TILE = 152  # 256x192 splits into 3 x 2 tiles (interiors of 72-112 px, 40 px halos): they recompute
+TILE = 96  # a step on 256x192: 3 x 3 picture tiles (8 px halos), 2 x 1 tiles of the 64x48 map (8 px halos)
 
 
 @pytest.fixture(scope="module")
 def pair(shared_images):
-    """tubingen x starry_night at 256x192: larger than a tile, so it splits into four."""
+    """tubingen x starry_night at 256x192: larger than a tile, so it splits."""
     from jnst.images import load_image, load_style
 
     content = load_image(shared_images / "tubingen.jpg", 256)
@@ -41,34 +41,47 @@ def test_tiles_cover_the_picture_once_on_the_pooling_grid(hw):
     assert len({(t.wy1 - t.wy0, t.wx1 - t.wx0) for t in plan}) <= 4  # at most four compilations
 
 
+@pytest.mark.parametrize("hw", [(192, 256), (700, 1000), (208, 208), (1000, 209)])
+def test_a_steps_tiles_cover_the_picture_and_the_cut_map_once_on_their_grids(hw):
+    tiling = tiles.step_plan(hw, 512, LAYERS)
+    cut_hw = (hw[0] // 4, hw[1] // 4)
+    for plan, size, side, halo, step in [(tiling.picture, hw, 512, 8, 4), (tiling.cut, cut_hw, 256, 8, 2)]:
+        covered = np.zeros(size, int)
+        for t in plan:
+            covered[t.y0 : t.y1, t.x0 : t.x1] += 1
+            assert t.wy0 % step == 0 and t.wx0 % step == 0  # the poolings see the picture's grid
+            assert t.wy1 - t.wy0 <= side and t.wx1 - t.wx0 <= side
+            assert t.wy0 == max(0, t.y0 - halo) and t.wy1 == min(size[0], t.y1 + halo)
+            assert t.wx0 == max(0, t.x0 - halo) and t.wx1 == min(size[1], t.x1 + halo)
+        assert (covered == 1).all()
+
+
 STYLE = StyleConfig().style_layers
 POOLED = tuple((name.replace("block3_conv1", "block3_pool"), w) for name, w in STYLE)
 
 
 @pytest.mark.parametrize(
-    ("norm", "style_layers", "tile", "count", "kept"),
+    ("norm", "content", "style", "cut_tiles"),
     [
-        ("unit_grad", STYLE, TILE, 6, False),
-        ("mean", STYLE, TILE, 6, False),
-        ("unit_grad", STYLE, 208, 2, True),
-        ("mean", POOLED, 208, 2, True),  # a pooling's output, on its own (stride 8) grid
+        ("unit_grad", "block4_conv2", STYLE, 2),
+        ("mean", "block4_conv2", STYLE, 2),
+        ("mean", "block4_conv2", POOLED, 2),  # a pooling's output, on its own (stride 8) grid
+        ("mean", "block2_conv2", STYLE[:2], 0),  # no layer past the cut: picture tiles only
     ],
 )
-def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, style_layers, tile, count, kept):
-    """Whether the statistics sweep keeps the deep layers' residuals (tiles of at least four
-    halos) or the gradient sweep recomputes them, the gradient is the whole picture's."""
-    content, style = (jnp.asarray(x)[None] for x in pair)
-    config = StyleConfig(loss_norm=norm, style_layers=style_layers)
-    targets = compute_targets(model, content, [style], config)
-    image = 0.8 * content + 0.2 * jax.random.uniform(jax.random.key(0), content.shape)
+def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, content, style, cut_tiles):
+    content_image, style_image = (jnp.asarray(x)[None] for x in pair)
+    config = StyleConfig(loss_norm=norm, content_layers=((content, 1.0),), style_layers=style)
+    targets = compute_targets(model, content_image, [style_image], config)
+    image = 0.8 * content_image + 0.2 * jax.random.uniform(jax.random.key(0), content_image.shape)
     net = (model.graphdef, model.params)
     grad = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=(1, 5))
     (value, terms), expected = grad(image, *net, targets, Weights.of(config), config.compiled_part())
-    plan = tiles.plan(content.shape[1:3], tile, config.layers)
-    assert len(plan) == count and tiles.keeps_residuals(plan, config.layers) == kept
+    tiling = tiles.step_plan(content_image.shape[1:3], TILE, config.layers)
+    assert len(tiling.picture) == 9 and len(tiling.cut) == cut_tiles
     replicas = tiles.replicate(model.params, targets)
     (tiled_value, tiled_terms), got = tiles.value_and_grad(
-        image, model.graphdef, replicas, Weights.of(config), config.compiled_part(), plan
+        image, model.graphdef, replicas, Weights.of(config), config.compiled_part(), tiling
     )
     np.testing.assert_allclose(tiled_value, value, rtol=1e-5)
     for name in terms:
@@ -77,30 +90,33 @@ def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, st
 
 
 @pytest.mark.parametrize(
-    ("content_layer", "halo", "tile", "short"), [("block4_conv2", 40, TILE, 32), ("block5_conv1", 80, 208, 48)]
+    ("content_layer", "part", "halo", "short"),
+    [("block4_conv2", "halo", 8, 4), ("block4_conv2", "cut_halo", 8, 6), ("block5_conv1", "cut_halo", 16, 12)],
 )
-def test_the_halo_is_what_the_deepest_layer_reads(model, pair, monkeypatch, content_layer, halo, tile, short):
-    """The halo is the deepest layer's margin (38 and 70 px here) on the pooling grid: exact with
-    it, measurably wrong with a ``short`` one."""
+def test_each_halo_is_what_its_layers_read(model, pair, monkeypatch, content_layer, part, halo, short):
+    """A step's picture tiles read 8 px around (``block2_pool`` reaches 6 px), its map tiles as
+    far as the deepest layer reaches past the cut (8 and 16 of the map's pixels, for 38 and 70 px
+    in all): exact with those halos, measurably wrong with a ``short`` one."""
     content, style = (jnp.asarray(x)[None] for x in pair)
     config = StyleConfig(content_layers=((content_layer, 1.0),))
-    assert tiles.halo(config.layers) == halo
     targets = compute_targets(model, content, [style], config)
     image = 0.8 * content + 0.2 * jax.random.uniform(jax.random.key(1), content.shape)
     net, weights, compiled = (model.graphdef, model.params), Weights.of(config), config.compiled_part()
     _, expected = jax.value_and_grad(objective, has_aux=True)(image, *net, targets, weights, compiled)
 
-    def error() -> float:
-        plan = tiles.plan(content.shape[1:3], tile, config.layers)
-        assert len(plan) > 1
+    def error() -> tuple[int, float]:
+        tiling = tiles.step_plan(content.shape[1:3], TILE, config.layers)
+        assert len(tiling.picture) > 1 and len(tiling.cut) > 1
+        read = max(t.x0 - t.wx0 for t in (tiling.picture if part == "halo" else tiling.cut))
         replicas = tiles.replicate(model.params, targets)
-        _, got = tiles.value_and_grad(image, model.graphdef, replicas, weights, compiled, plan)
-        return float(jnp.linalg.norm(got - expected) / jnp.linalg.norm(expected))
+        _, got = tiles.value_and_grad(image, model.graphdef, replicas, weights, compiled, tiling)
+        return read, float(jnp.linalg.norm(got - expected) / jnp.linalg.norm(expected))
 
-    exact = error()
-    monkeypatch.setattr(tiles, "halo", lambda layers: short)
-    wrong = error()
-    assert exact < 2e-6 and wrong > 10 * exact, (exact, wrong)  # float rounding vs missing pixels
+    read, exact = error()
+    assert read == halo
+    monkeypatch.setattr(tiles, part, lambda layers: short)
+    read, wrong = error()
+    assert read == short and exact < 2e-6 and wrong > 10 * exact, (exact, wrong)  # rounding vs missing pixels
 
 
 def test_tiled_targets_equal_the_whole_pictures(model, pair):
@@ -119,10 +135,11 @@ def test_a_tiled_picture_has_no_seams(model, pair):
     config = StyleConfig(steps=10, scale_start=0)
     result = stylize(content, style, config, model=model, tile=TILE)
     whole = stylize(content, style, config, model=model)
-    # Across the columns where the tiles' interiors meet, neighbouring pixels differ no more than
-    # across the picture's other columns.
+    # Across the columns where the tiles' interiors meet (the picture's tiles' and the cut map's),
+    # neighbouring pixels differ no more than across the picture's other columns.
     step = np.abs(np.diff(result.image, axis=1)).mean(axis=(0, 2))  # column c-1 -> c, per c
-    seams = [t.x0 for t in tiles.plan(content.shape[:2], TILE, LAYERS) if t.x0 > 0]
+    tiling = tiles.step_plan(content.shape[:2], TILE, LAYERS)
+    seams = sorted(({t.x0 for t in tiling.picture} | {4 * t.x0 for t in tiling.cut}) - {0})
     others = np.delete(step, [c - 1 for c in seams])
     assert step[[c - 1 for c in seams]].max() <= np.percentile(others, 90), (
         step[[c - 1 for c in seams]],
@@ -133,21 +150,21 @@ def test_a_tiled_picture_has_no_seams(model, pair):
 
 def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
     content, style = pair
-    with pytest.raises(ValueError, match="tiles of 80 px are too small: a tile reads a 40 px halo"):
-        tiles.plan((500, 500), 80, LAYERS)
+    with pytest.raises(ValueError, match="tiles of 32 px are too small for these layers' halos: .* at least 40 px"):
+        tiles.step_plan((500, 500), 32, LAYERS)
     with pytest.raises(ValueError, match="tiles of 100 px break VGG19's pooling grid .* multiple of 8 px"):
         tiles.plan((500, 500), 100, LAYERS)
-    with pytest.raises(ValueError, match="tiles of 208 px are too small: a tile reads a 128 px halo"):
-        tiles.plan((500, 500), 208, ["block5_conv4"])  # the seed preset's content layer
+    with pytest.raises(ValueError, match="tiles of 112 px are too small for these layers' halos: .* at least 128 px"):
+        tiles.step_plan((500, 500), 112, ["block5_conv4"])  # the seed preset's content layer
     with pytest.raises(ValueError, match="tiles work on one image, without masks or --shard"):
         from jnst.stylize import stylize_batch
 
         stylize_batch([content, content], style, [StyleConfig(steps=1)], model=model, tile=TILE)
     out = tmp_path / "out.png"
     args = [str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
-    assert main(["stylize", *args, "--size", "64", "--tile", "80"]) == 2
+    assert main(["stylize", *args, "--size", "64", "--tile", "32"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("jnst: error: tiles of 80 px are too small") and "\n" not in err
+    assert err.startswith("jnst: error: tiles of 32 px are too small") and "\n" not in err
     assert not out.exists()
 
 
@@ -164,8 +181,8 @@ def test_memory_plan_runs_whole_when_it_fits_and_in_tiles_when_not(model, monkey
     tight = plan_memory(model, StyleConfig(), budget=whole.peak - 1, **kw)
     assert tight.tile and tight.tiles > 1 and tight.peak < whole.peak
     # Room for half the side (a quarter of the pixels) in the smallest tiles: that is what it names.
-    smallest = 2 * tiles.halo(LAYERS) + tiles.grid(LAYERS)
-    half = 2**29 + memory.RUNTIME_BYTES + tiled_bytes(model, (384, 512), StyleConfig(), smallest)
+    floor = memory.floor_tile(LAYERS)
+    half = 2**29 + memory.RUNTIME_BYTES + tiled_bytes(model, (384, 512), StyleConfig(), floor)
     with pytest.raises(ValueError, match=r"does not fit in .* the largest that fits is about (\d+) px") as error:
         plan_memory(model, StyleConfig(), budget=half, **kw)
     assert 450 <= int(re.search(r"about (\d+) px", str(error.value))[1]) <= 580
@@ -192,7 +209,7 @@ def test_progress_shows_the_pass_and_the_tile(shared_images, tmp_path, capsys):
     args = ["stylize", str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
     assert main([*args, "--size", "256", "--tile", str(TILE), "--steps", "2", "--scales", "none"]) == 0
     err = capsys.readouterr().err
-    assert "pass 1/1 256x192 · tile 2/6 (statistics)" in err and "pass 1/1 256x192 · tile 6/6 (gradient)" in err
+    assert "pass 1/1 256x192 · tile 2/11 (statistics)" in err and "pass 1/1 256x192 · tile 11/11 (gradient)" in err
     assert out.exists()
 
 
@@ -212,13 +229,13 @@ config = StyleConfig()
 model = Model.create()
 targets = compute_targets(model, content, [style], config)
 image = 0.8 * content + 0.1
-plan = tiles.plan(content.shape[1:3], int(sys.argv[2]), config.layers)
+plan = tiles.step_plan(content.shape[1:3], int(sys.argv[2]), config.layers)
 rest = (Weights.of(config), config.compiled_part(), plan)
 (v1, _), g1 = tiles.value_and_grad(image, model.graphdef, tiles.replicate(model.params, targets), *rest)
 heard = []
 replicas = tiles.replicate(model.params, targets, jax.devices())
 (v4, _), g4 = tiles.value_and_grad(image, model.graphdef, replicas, *rest, lambda *a: heard.append(a))
-print(json.dumps({"devices": len(jax.devices()), "tiles": len(plan), "heard": heard,
+print(json.dumps({"devices": len(jax.devices()), "tiles": [len(plan.picture), len(plan.cut)], "heard": heard,
                   "on_first": g4.devices() == {jax.devices()[0]}, "value": abs(float(v4 - v1)) / abs(float(v1)),
                   "grad": float(jnp.linalg.norm(g4 - g1) / jnp.linalg.norm(g1))}))
 """
@@ -235,8 +252,9 @@ def test_tiles_spread_over_devices_give_the_one_device_gradient(shared_images):
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.splitlines()[-1])
-    assert got["devices"] == 4 and got["tiles"] == 6
-    # Each sweep: a group of four tiles, then one of the last two.
-    assert got["heard"] == [["statistics", 4, 6], ["statistics", 6, 6], ["gradient", 4, 6], ["gradient", 6, 6]]
+    assert got["devices"] == 4 and got["tiles"] == [9, 2]
+    # Forward: the 9 picture tiles in groups of four, then the 2 map tiles; backward, the other way.
+    statistics, gradient = [4, 8, 9, 11], [2, 6, 10, 11]
+    assert got["heard"] == [["statistics", k, 11] for k in statistics] + [["gradient", k, 11] for k in gradient]
     assert got["on_first"]  # the gradient is gathered on the first device
     assert got["value"] < 1e-6 and got["grad"] < 1e-6
