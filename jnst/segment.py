@@ -1,13 +1,13 @@
 """VGG19 past ``block2_pool``, run forward keeping only what its input gradient needs, and back.
 
-A tiled step (:mod:`jnst.tiles`) runs each tile forward twice: for the picture's statistics,
-then again to differentiate against them. Past ``block2_pool`` the maps hold 1/16 of the
-pixels or fewer, yet their convolutions are about two thirds of the forward's arithmetic (the
-default's layers), and the gradient with respect to their *input* (the weights are fixed) needs
-little of them: each ReLU's and pooling's mask, one bit a value, and the activations of the
-layers the loss reads. :func:`forward` keeps those, about 140 bytes a picture pixel for the
-default's layers (against 2.5 KB a pixel for a whole step), so the gradient sweep runs only
-blocks 1 and 2 forward again and comes back through the deep layers with :func:`backward`.
+A tiled step (:mod:`jnst.tiles`) runs forward for the picture's statistics, then differentiates
+against them. Past ``block2_pool`` the maps hold 1/16 of the pixels or fewer, yet their
+convolutions are about two thirds of the forward's arithmetic (the default's layers), and the
+gradient with respect to their *input* (the weights are fixed) needs little of them: each
+ReLU's and pooling's mask, one bit a value, and the activations of the layers the loss reads.
+:func:`forward` keeps those, about 140 bytes a picture pixel for the default's layers (against
+2.5 KB a pixel for a whole step), so a tiled step runs only blocks 1 and 2 forward twice and
+comes back through the deep layers with :func:`backward`.
 """
 
 from __future__ import annotations

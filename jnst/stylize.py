@@ -147,7 +147,7 @@ def stylize_batch(
     > 0 (one image, no masks), a pass whose side exceeds ``tile`` px computes its targets and
     every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`), the tiles
     spread over ``devices`` of this process's devices (all when None), and ``on_tile(sweep,
-    done, count)`` hears of each finished group of tiles of a step's two sweeps.
+    done, count)`` hears of each finished group of tiles of a step's two halves.
     ``checkpoints`` is told the run's position after every chunk, and gives the position to resume
     from; a resumed run's result is bitwise the uninterrupted one's. A NaN or Inf in the loss or
     the pixels raises :class:`jnst.loop.DivergedError` at the chunk where it appears, before the
