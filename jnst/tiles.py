@@ -340,14 +340,16 @@ def value_and_grad(
     def add(total, part):
         return back(part) if total is None else jax.tree.map(jnp.add, total, back(part))
 
-    near, deep, cut_map = None, {}, None  # the shallow and the deep layers' sums, the cut's map
+    def map_sized(like: Array) -> Array:  # zeros the size of the picture's map, channels as ``like``
+        return jnp.zeros((1, image.shape[1] // UNIT, image.shape[2] // UNIT, like.shape[-1]), like.dtype)
+
+    near, deep, cut_map = None, None, None  # the shallow and the deep layers' sums, the cut's map
     for k, t in enumerate(tiling.picture):  # 1: picture tiles forward
         _, p, tg = replicas[k % len(devices)]
         part, cut = picture_statistics(on(k, _window(image, t)), tile_box(t), graphdef, p, tg, config)
         near = add(near, part)
         if cut is not None:
-            if cut_map is None:
-                cut_map = jnp.zeros((1, image.shape[1] // UNIT, image.shape[2] // UNIT, cut.shape[-1]), cut.dtype)
+            cut_map = map_sized(cut) if cut_map is None else cut_map
             cut_map = _add_window(cut_map, back(cut), t.wy0 // UNIT, t.wx0 // UNIT)
         done("statistics", k, len(tiling.picture), 0, part)
     channels = 0 if cut_map is None else cut_map.shape[-1]
@@ -356,10 +358,10 @@ def value_and_grad(
         _, p, tg = replicas[k % len(devices)]
         part, res = cut_statistics(on(k, _window(cut_map, t)), tile_box(t), graphdef, p, tg, config)
         kept.append(res)
-        deep = add(deep or None, part)
+        deep = add(deep, part)
         done("statistics", k, len(tiling.cut), len(tiling.picture), part)
     del cut_map
-    sums = {**near, **deep}
+    sums = {**near, **(deep or {})}
     (partial, terms), sum_grads = _loss_and_sum_grads(sums, image.shape[1:3], targets, weights, config)
     sum_grads = [on(k, sum_grads) for k in range(len(devices))]
     map_grad = None
@@ -368,9 +370,7 @@ def value_and_grad(
         res, kept[k] = kept[k], None
         shape = (1, t.wy1 - t.wy0, t.wx1 - t.wx0, channels)
         g = cut_grad(tile_box(t), sum_grads[k % len(devices)], res, graphdef, p, tg, config, shape)
-        if map_grad is None:
-            map_grad = jnp.zeros((1, image.shape[1] // UNIT, image.shape[2] // UNIT, g.shape[-1]), g.dtype)
-        map_grad = _add_window(map_grad, back(g), t.wy0, t.wx0)
+        map_grad = _add_window(map_sized(g) if map_grad is None else map_grad, back(g), t.wy0, t.wx0)
         done("gradient", k, len(tiling.cut), 0, g)
     grad = jnp.zeros_like(image)
     for k, t in enumerate(tiling.picture):  # 4: picture tiles forward again, and backward
