@@ -151,10 +151,13 @@ def check_tile(tile: int, layers: Iterable[str]) -> None:
 
 
 def plan(hw: tuple[int, int], tile: int, layers: Iterable[str]) -> list[Tile]:
-    """Tiles of a picture of ``hw`` for all of ``layers`` at once (each with the deepest one's
-    halo), windows at most ``tile`` px a side: how targets are computed (once a pass)."""
+    """Tiles of a picture of ``hw`` for all of ``layers`` at once, each with the deepest one's
+    halo: how targets are computed, once a pass, forward only. Windows are at most ``tile`` px a
+    side, but at least four halos (smaller would be mostly halo; forward only, such a window
+    needs far less memory than a step's tile)."""
     check_tile(tile, layers)
-    return list(_cover(hw, tile, halo(layers)))
+    pad = halo(layers)
+    return list(_cover(hw, max(tile, 4 * pad), pad))
 
 
 def step_plan(hw: tuple[int, int], tile: int, layers: Iterable[str]) -> Tiling:

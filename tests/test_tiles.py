@@ -26,15 +26,17 @@ def pair(shared_images):
     return content, load_style(shared_images / "starry_night.jpg", content.shape[:2])
 
 
-@pytest.mark.parametrize("hw", [(192, 256), (700, 1000), (208, 208), (1000, 209)])
-def test_tiles_cover_the_picture_once_on_the_pooling_grid(hw):
-    plan = tiles.plan(hw, 512, LAYERS)
+@pytest.mark.parametrize(("hw", "tile"), [((192, 256), 512), ((700, 1000), 512), ((208, 208), 512), ((1000, 209), 40)])
+def test_target_tiles_cover_the_picture_once_on_the_pooling_grid(hw, tile):
+    """Targets' tiles carry the deepest layer's halo (40 px), in windows of at least four halos
+    even where a step's tiles are smaller (40 px: the smallest the step's own halos allow)."""
+    plan = tiles.plan(hw, tile, LAYERS)
     halo = tiles.halo(LAYERS)
     covered = np.zeros(hw, int)
     for t in plan:
         covered[t.y0 : t.y1, t.x0 : t.x1] += 1
         assert t.wy0 % 8 == 0 and t.wx0 % 8 == 0  # block4_conv2's three poolings see the picture's grid
-        assert t.wy1 - t.wy0 <= 512 and t.wx1 - t.wx0 <= 512
+        assert t.wy1 - t.wy0 <= max(tile, 4 * halo) and t.wx1 - t.wx0 <= max(tile, 4 * halo)
         assert t.wy0 == max(0, t.y0 - halo) and t.wy1 == min(hw[0], t.y1 + halo)
         assert t.wx0 == max(0, t.x0 - halo) and t.wx1 == min(hw[1], t.x1 + halo)
     assert (covered == 1).all()
