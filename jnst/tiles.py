@@ -103,7 +103,7 @@ def _near(layers: Iterable[str]) -> tuple[str, ...]:
     """The layers the picture tiles compute: ``layers`` up to the cut, and the cut when any lies deeper."""
     layers = tuple(layers)
     near = tuple(name for name in layers if LAYERS.index(name) <= LAYERS.index(segment.CUT))
-    return (*near, segment.CUT) if segment.deep_layers(layers) else near
+    return (*near, segment.CUT) if segment.deep_layers(layers) and segment.CUT not in near else near
 
 
 def smallest_tile(layers: Iterable[str]) -> int:
@@ -223,7 +223,7 @@ def _shallow(window: Array, tile: Array, graphdef: nnx.GraphDef, params: nnx.Sta
     acts = features(graphdef, params, window.astype(config.compute_dtype), near, config.padding)
     if not segment.deep_layers(config.layers):
         return _sums(acts, tile, targets, config), None
-    cut = acts.pop(segment.CUT)
+    cut = acts[segment.CUT]  # summed too where the loss reads it
     return _sums(acts, tile, targets, config), cut * _interior_mask(tile, cut.shape[1:3], UNIT).astype(cut.dtype)
 
 

@@ -59,7 +59,8 @@ def test_a_steps_tiles_cover_the_picture_and_the_cut_map_once_on_their_grids(hw)
 
 
 STYLE = StyleConfig().style_layers
-POOLED = tuple((name.replace("block3_conv1", "block3_pool"), w) for name, w in STYLE)
+POOLS = {"block2_conv1": "block2_pool", "block3_conv1": "block3_pool"}
+POOLED = tuple((POOLS.get(name, name), w) for name, w in STYLE)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ POOLED = tuple((name.replace("block3_conv1", "block3_pool"), w) for name, w in S
     [
         ("unit_grad", "block4_conv2", STYLE, 2),
         ("mean", "block4_conv2", STYLE, 2),
-        ("mean", "block4_conv2", POOLED, 2),  # a pooling's output, on its own (stride 8) grid
+        ("mean", "block4_conv2", POOLED, 2),  # poolings' outputs: the cut's own, and one on a stride 8 grid
         ("mean", "block2_conv2", STYLE[:2], 0),  # no layer past the cut: picture tiles only
     ],
 )
