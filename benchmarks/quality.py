@@ -40,9 +40,9 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from _system import cpu_count, cpu_model  # this script's folder is first on sys.path
+from _system import cpu_count, cpu_flags, cpu_model, vector_flags  # this script's folder is first on sys.path
 from peer_ruler import references
-from report import VECTOR_FLAGS, fmt, table, vector_flags
+from report import fmt, table
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
@@ -247,16 +247,6 @@ def score(peer_python: str, runs: list[dict[str, object]]) -> dict[str, object]:
 
 # ---------------------------------------------------------------------------------------------
 # Machine facts
-
-
-def cpu_flags(names: tuple[str, ...] = VECTOR_FLAGS) -> dict[str, bool]:
-    """Whether the CPU reports each of ``names`` in /proc/cpuinfo's flags (all False elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return {name: name in flags for name in names}
 
 
 def version(package: str) -> str | None:

@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from _system import vector_flags  # this script's folder is first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,15 +62,6 @@ def rows_of(data: dict, kind: str) -> list[tuple[dict, dict]]:
     """(extra_info, stats) of the benchmarks of one kind, smallest image first."""
     found = [(b["extra_info"], b["stats"]) for b in data["benchmarks"] if b["extra_info"].get("kind") == kind]
     return sorted(found, key=lambda r: (r[0].get("optimizer", ""), r[0].get("dtype", ""), area(r[0])))
-
-
-VECTOR_FLAGS = ("avx512f", "avx2")  # the CPU flags the ratio to the peer moves with
-
-
-def vector_flags(present: Iterable[str]) -> str:
-    """Which of :data:`VECTOR_FLAGS` a CPU with flags ``present`` has: "avx512f no, avx2 yes"."""
-    present = set(present)
-    return ", ".join(f"{name} {'yes' if name in present else 'no'}" for name in VECTOR_FLAGS)
 
 
 def header(data: dict) -> str:

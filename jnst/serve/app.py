@@ -123,14 +123,17 @@ def create_app(root: Path, model: Model | None = None, max_upload: int = MAX_UPL
         job = job_of(request)
 
         async def stream() -> AsyncIterator[str]:
-            """The job's status as a server-sent event whenever it changes, until it finishes."""
-            last = None
+            """The job's status as a server-sent event at every chunk's end and whenever it
+            changes otherwise, until it finishes: a slow reader gets every chunk, late."""
+            seen, last = 0, None
             while True:
-                status = queue.status(job)
-                if status != last:
-                    yield f"data: {json.dumps(status)}\n\n"
-                    last = status
-                if status["state"] in FINISHED:
+                chunks, now = queue.updates(job, seen)
+                seen += len(chunks)
+                for status in [*chunks, now]:
+                    if status != last:
+                        yield f"data: {json.dumps(status)}\n\n"
+                        last = status
+                if now["state"] in FINISHED:
                     return
                 await asyncio.sleep(EVENT_POLL_S)
 

@@ -92,6 +92,7 @@ class Job:
     speed: float | None = None  # steps per second since the first chunk
     stop: threading.Event = field(default_factory=threading.Event)
     note: str | None = None  # how a restart took it back: resumed at a step, or restarted
+    chunks: list[dict] = field(default_factory=list)  # the status at each chunk's end, for the stream
 
     def status(self, place: int | None) -> dict:
         """The JSON the API returns: state, progress, place in the queue (1: next), error, note."""
@@ -250,6 +251,11 @@ class JobQueue:
             place = self.waiting.index(job.id) + 1 if job.id in self.waiting else None
             return job.status(place)
 
+    def updates(self, job: Job, seen: int) -> tuple[list[dict], dict]:
+        """The statuses of the chunks after the first ``seen``, and the status now."""
+        with self.lock:
+            return job.chunks[seen:], self.status(job)
+
     def stop(self, job: Job) -> None:
         """Stop a job: a waiting one leaves the queue, a running one ends after its current chunk."""
         with self.lock:
@@ -393,3 +399,4 @@ class JobQueue:
                 job.started, job.first_step = now, step
             elif now > job.started:
                 job.speed = (step - job.first_step) / (now - job.started)
+            job.chunks.append(job.status(None))
