@@ -158,8 +158,8 @@ def test_two_processes_on_localhost_give_the_one_process_result(shared_images, t
     # AVX-512 EPYC and 3/255 on an AMX Xeon; average: bitwise equal on the EPYC).
     def command(out: Path, *extra: str) -> list[str]:
         return [sys.executable, "-m", "jnst", "stylize", str(shared_images / "tubingen.jpg"),
-                str(shared_images / "starry_night.jpg"), "-o", str(out), "--size", "96", "--steps", "6",
-                "--optimizer", "adam", "--scales", "none", "--shard", "space", "--pooling", "avg", "--quiet", *extra]  # fmt: skip
+                str(shared_images / "starry_night.jpg"), "-o", str(out), "--size", "96", "--steps", "6", "--optimizer",
+                "adam", "--scales", "none", "--shard", "space", "--pooling", "avg", "--quiet", *extra]  # fmt: skip
 
     def env(devices: int) -> dict[str, str]:
         return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}

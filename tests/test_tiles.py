@@ -206,6 +206,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(shared_images, tmp_path, cap
     printed = capsys.readouterr().out
     assert "128 px x 40, 181 px x 47, 256 px x 54" in printed and "256x192, whole, 1 step a chunk" in printed
     assert "peak memory:" in printed and not out.exists()
+    # Without --max-memory a CPU run plans for 3/4 of the memory available, and says so.
+    available = float(
+        re.search(r"allowed: 3/4 of the ([0-9.]+) GB available, the rest left to the desktop", printed)[1]
+    )
+    allowed = float(re.search(r"of the ([0-9.]+) GB allowed", printed)[1])
+    assert abs(allowed - 0.75 * available) <= 0.1, printed
+    assert main([*args[:3], "--size", "256", "--dry-run"]) == 0 and "allowed:" in capsys.readouterr().out  # no -o
+    assert main(args[:3]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "jnst: error: -o/--output is required (only a --dry-run of one picture runs without one)"
+    )
     assert main([*args, "--size", "256", "--max-memory", "1M"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("jnst: error: a 256x192 picture does not fit in 1 MB") and "no picture fits" in err

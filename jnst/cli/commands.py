@@ -24,7 +24,10 @@ def _stylize(args: argparse.Namespace) -> int:
         from jnst.tiles import check_tile
 
         check_tile(args.tile, cfg.layers)  # before anything long
-    if args.more_styles and args.output.is_dir():
+    if args.output is None:
+        if not args.dry_run or args.sweep:
+            raise UsageError("-o/--output is required (only a --dry-run of one picture runs without one)")
+    elif args.more_styles and args.output.is_dir():
         args.output = OutputFolder(args.output)
     if isinstance(args.output, OutputFolder) or args.sweep:
         return stylize_many(args, cfg)

@@ -16,13 +16,13 @@ if TYPE_CHECKING:
 
 def memory_plan(args: argparse.Namespace, model: Model, cfg: StyleConfig, passes: list[Pass]) -> int | None:
     """The tile size this run needs (0: whole) from XLA's memory analysis against the memory
-    available (``--max-memory``, else the machine's), or None after ``--dry-run`` printed the
-    plan. A picture that cannot fit stops here, before the long computation, with one line."""
+    allowed (``--max-memory``, else :func:`jnst.memory.default_budget`), or None after
+    ``--dry-run`` printed the plan. A picture that cannot fit stops here, with one line."""
     import jax
 
     from jnst import memory
 
-    budget = args.max_memory or memory.available_bytes()
+    budget, rule = (args.max_memory, "given with --max-memory") if args.max_memory else memory.default_budget()
     # Under a third of the budget at 3 KB a pixel (measured: 2.2 KB at 2048 px) fits whole
     # without a compilation to prove it.
     height, width = passes[-1].hw
@@ -31,11 +31,11 @@ def memory_plan(args: argparse.Namespace, model: Model, cfg: StyleConfig, passes
     plan = memory.plan_memory(model, cfg, passes, unroll=jax.default_backend() == "cpu", budget=budget,
                               tile=args.tile or 0)  # fmt: skip
     if args.dry_run:
-        print(plan.describe())
+        print(f"{plan.describe()}\nallowed: {rule}")
         return None
     if plan.peak > budget:
         raise UsageError(
             f"tiles of {args.tile} px need {memory.format_size(plan.peak)}, more than the "
-            f"{memory.format_size(budget)} available: give a smaller --tile, or none to choose one"
+            f"{memory.format_size(budget)} allowed ({rule}): give a smaller --tile, or none to choose one"
         )
     return plan.tile

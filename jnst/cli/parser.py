@@ -171,7 +171,11 @@ def _add_stylize(sub) -> None:
         "--tile", type=_positive_int, metavar="PX", help="compute passes bigger than PX px tile by tile (print sizes)"
     )
     dev.add_argument(
-        "--max-memory", type=_memory_size, metavar="SIZE", help="memory the run may use, e.g. 12G (default: all free)"
+        "--max-memory",
+        type=_memory_size,
+        metavar="SIZE",
+        help="memory the run may use, e.g. 12G (default: on a CPU 3/4 of the memory available, leaving the "
+        "rest to the desktop; on an accelerator all of its memory)",
     )
     dev.add_argument(
         "--dry-run", action="store_true", help="print the passes, tiles and peak memory, and stop before optimising"
@@ -190,9 +194,8 @@ def _add_stylize(sub) -> None:
         "-o",
         "--output",
         type=_output,
-        required=True,
         metavar="FILE|DIR/",
-        help="output image (.png, .jpg, ...) or folder/",
+        help="output image (.png, .jpg, ...) or folder/ (not needed with --dry-run)",
     )
     out.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="output's long side (default 512)")
     out.add_argument("--snapshot-every", type=_positive_int, metavar="N", help="save the image every N steps")

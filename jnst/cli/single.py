@@ -53,10 +53,11 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         except images.ImageError as err:
             raise UsageError(f"--init {err} (give {', '.join(config_lib.INITS)} or an image file)") from None
     inputs = [args.content, *style_paths, *mask_paths, *([init_path] if init_path else [])]
-    refuse_overwriting_inputs([args.output], inputs)
-    images.check_writable(args.output)
+    if args.output is not None:  # a --dry-run may have none
+        refuse_overwriting_inputs([args.output], inputs)
+        images.check_writable(args.output)
     compile_cache.enable()
-    checkpoints = checkpoints_for(args)
+    checkpoints = checkpoints_for(args) if args.output is not None else None
     model = Model.create(load(args.weights), cfg.pooling)
     content = images.load_image(args.content, args.size)
     init_image = None if init_path is None else images.load_image(init_path, size=content.shape[:2])
