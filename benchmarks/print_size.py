@@ -25,8 +25,10 @@ from _system import cpu_model, peak_rss_mib
 from report import fmt, table
 
 
-def worker(size: str, tile: int, steps: int, content: str, style: str, budget: int) -> dict:
+def worker(size: str, tile: int, steps: int, content: str, style: str, budget: int, chunk: int = 0) -> dict:
     """One run in this process (see the module docstring)."""
+    from _common import device_peak_mib
+
     from jnst import images, memory
     from jnst.config import StyleConfig
     from jnst.schedule import pass_plan
@@ -39,17 +41,18 @@ def worker(size: str, tile: int, steps: int, content: str, style: str, budget: i
     picture = images.load_image(quality.find_image(content), None if size == "full" else int(size))
     painting = images.load_style(quality.find_image(style), picture.shape[:2])
     hw = picture.shape[:2]
-    config = StyleConfig(steps=steps, scale_start=0)
+    config = StyleConfig(steps=steps, scale_start=0, chunk_size=chunk)
     passes = pass_plan(hw, [painting.shape[:2]], config)
     plan = memory.plan_memory(model, config, passes, unroll=True, budget=budget or memory.available_bytes(), tile=tile)
     marks = [(0, time.perf_counter())]
     record = lambda step, *_: marks.append((step, time.perf_counter()))  # noqa: E731
     stylize(picture, painting, config, model=model, tile=plan.tile, callback=record)
     (_, t0), (s1, t1), (s2, t2) = marks[0], marks[1], marks[-1]
+    device_peak = device_peak_mib()  # None on a CPU
     return {
         "size": f"{hw[1]}x{hw[0]}", "photo": f"{photo.shape[1]}x{photo.shape[0]}", "tile": plan.tile,
         "tiles": plan.tiles, "estimate_gb": plan.peak / 2**30,
-        "peak_rss_gb": peak_rss_mib() / 2**10,
+        "peak_rss_gb": peak_rss_mib() / 2**10, "device_peak_gb": device_peak and device_peak / 2**10,
         "first_chunk_s": t1 - t0, "s_per_step": (t2 - t1) / (s2 - s1) if s2 > s1 else None,
         "us_per_pixel_step": 1e6 * (t2 - t1) / (s2 - s1) / (hw[0] * hw[1]) if s2 > s1 else None,
         "total_s": time.perf_counter() - start, "megapixels": hw[0] * hw[1] / 1e6,
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="1024,1024:512,2048,2048:1024,full:1536")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=0, help="steps a compiled chunk (default: the backend's)")
     parser.add_argument("--content", default="tubingen")
     parser.add_argument("--style", default="starry_night")
     parser.add_argument("--max-memory", default="", help="the plan's budget, e.g. 12G (default: the memory free)")
@@ -71,11 +75,11 @@ def main(argv: list[str] | None = None) -> None:
         from jnst.memory import parse_size
 
         budget = parse_size(args.max_memory) if args.max_memory else 0
-        print(json.dumps(worker(size, int(tile or 0), args.steps, args.content, args.style, budget)))
+        print(json.dumps(worker(size, int(tile or 0), args.steps, args.content, args.style, budget, args.chunk)))
         return
     rows = []
     for run in args.runs.split(","):
-        cmd = [sys.executable, __file__, "--worker", run, "--steps", str(args.steps),
+        cmd = [sys.executable, __file__, "--worker", run, "--steps", str(args.steps), "--chunk", str(args.chunk),
                "--content", args.content, "--style", args.style, "--max-memory", args.max_memory]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
