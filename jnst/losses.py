@@ -76,7 +76,7 @@ def squared_error(x: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Ar
 
 def error_from_sums(sum_sq: jax.Array, sum_abs: jax.Array, target: jax.Array, norm: str = "mean") -> jax.Array:
     """:func:`squared_error` from the sums of ``d^2`` and ``|d|`` over every element, ``d`` the
-    difference to ``target``; sums can be added up over parts of an image (:mod:`jnst.tiles`)."""
+    difference to ``target``; sums can be added up over parts of an image (:mod:`jnst.tiled_objective`)."""
     if norm == "mean":
         return sum_sq / target.size
     if norm == "unit_grad":

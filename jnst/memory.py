@@ -7,7 +7,7 @@ weights) is added as measured when the plan is made, and ``RUNTIME_BYTES`` for t
 programs (calibrated against the measured peak). Coarser passes are smaller, so the finest
 pass sets the peak. A tiled pass holds the whole picture's optimiser state and gradient, the
 cut's map, every map tile's deep residuals between a step's forward and backward sweeps, and
-one tile's programs at a time (see :mod:`jnst.tiles`).
+one tile's programs at a time (see :mod:`jnst.tiled_objective`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from jnst.loop import LoopState, run_chunk
 from jnst.objective import Weights
 from jnst.schedule import Pass
 from jnst.targets import Targets
+from jnst.tiled_loop import apply_gradient_jit
+from jnst.tiled_objective import cut_grad, cut_statistics, picture_grad, picture_statistics, tile_box
 from jnst.vgg import Model, features
 
 # Tile sides tried, largest first, when a picture does not fit whole; then :func:`floor_tile`.
@@ -138,16 +140,16 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
         return jax.ShapeDtypeStruct((1, t.wy1 - t.wy0, t.wx1 - t.wx0, channels), dtype)
 
     t = _largest(tiling.picture)
-    box, pixels = tiles.tile_box(t), window(t, 3, jnp.float32)
-    sums, cut = jax.eval_shape(lambda w: tiles.picture_statistics(w, box, *net, targets, compiled), pixels)
+    box, pixels = tile_box(t), window(t, 3, jnp.float32)
+    sums, cut = jax.eval_shape(lambda w: picture_statistics(w, box, *net, targets, compiled), pixels)
     every, residuals, programs = sums, 0, []  # programs: (lowered, bytes of its arguments counted elsewhere)
     if cut is not None:
         channels = cut.shape[-1]
 
         def traced(m: tiles.Tile):
             """The shapes of map tile ``m``'s sums and residuals (traced, not run)."""
-            b = tiles.tile_box(m)
-            return jax.eval_shape(lambda w: tiles.cut_statistics(w, b, *net, targets, compiled), window(m, channels))
+            b = tile_box(m)
+            return jax.eval_shape(lambda w: cut_statistics(w, b, *net, targets, compiled), window(m, channels))
 
         # Every map tile's residuals live from its forward to its backward: all of them at the
         # sweeps' turn. (At most four window shapes, each traced once.)
@@ -158,15 +160,15 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
                 shapes[shape] = traced(m)
             residuals += _tree_bytes(shapes[shape][1])
         m = _largest(tiling.cut)
-        mbox, mwindow = tiles.tile_box(m), window(m, channels)
+        mbox, mwindow = tile_box(m), window(m, channels)
         deep_sums, res = shapes[mwindow.shape]
         every = {**sums, **deep_sums}
         counted = _tree_bytes(targets) + _tree_bytes(res)
-        forward = tiles.cut_statistics.lower(mwindow, mbox, *net, targets, compiled)
-        backward = tiles.cut_grad.lower(mbox, every, res, *net, targets, compiled, mwindow.shape)
+        forward = cut_statistics.lower(mwindow, mbox, *net, targets, compiled)
+        backward = cut_grad.lower(mbox, every, res, *net, targets, compiled, mwindow.shape)
         programs += [(forward, counted), (backward, counted)]
-    forward = tiles.picture_statistics.lower(pixels, box, *net, targets, compiled)
-    backward = tiles.picture_grad.lower(pixels, box, every, cut, *net, targets, compiled)
+    forward = picture_statistics.lower(pixels, box, *net, targets, compiled)
+    backward = picture_grad.lower(pixels, box, every, cut, *net, targets, compiled)
     programs += [(forward, _tree_bytes(targets)), (backward, _tree_bytes(targets))]
     program = max(_program_bytes(p.compile()) - counted for p, counted in programs)
     # The cut's map and its gradient (never alive together) live beside the residuals; the
@@ -175,7 +177,7 @@ def _tiled_parts(model: Model, hw: tuple[int, int], config: StyleConfig, tile: i
     # buffers) grow with the picture like the residuals, so the larger of the two is counted
     # with the picture (and the tile's program beside it: on the safe side).
     cut_map = 0 if cut is None else hw[0] // tiles.UNIT * (hw[1] // tiles.UNIT) * cut.shape[-1] * cut.dtype.itemsize
-    update = tiles.apply_gradient_jit.lower(state, image, compiled).compile().memory_analysis().temp_size_in_bytes
+    update = apply_gradient_jit.lower(state, image, compiled).compile().memory_analysis().temp_size_in_bytes
     return _tree_bytes(state) + 2 * image.size * 4 + _tree_bytes(targets) + max(update, residuals + cut_map), program
 
 

@@ -75,7 +75,7 @@ def objective(
 
 def weigh(content: Array, style: Array, tv: Array, weights: Weights) -> tuple[Array, dict[str, Array]]:
     """The total loss and its weighted ``content``, ``style`` and ``tv`` terms from the unweighted
-    ones (shared by the whole-picture objective and the tiled one, :mod:`jnst.tiles`)."""
+    ones (shared by the whole-picture objective and the tiled one, :mod:`jnst.tiled_objective`)."""
     content, style = jnp.asarray(content, jnp.float32), jnp.asarray(style, jnp.float32)
     terms = {"content": weights.content * content, "style": weights.style * style, "tv": weights.tv * tv}
     return losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv), terms

@@ -1,6 +1,6 @@
 """VGG19 past ``block2_pool``, run forward keeping only what its input gradient needs, and back.
 
-A tiled step (:mod:`jnst.tiles`) runs forward for the picture's statistics, then differentiates
+A tiled step (:mod:`jnst.tiled_objective`) runs forward for the picture's statistics, then differentiates
 against them. Past ``block2_pool`` the maps hold 1/16 of the pixels or fewer, yet their
 convolutions are about two thirds of the forward's arithmetic (the default's layers), and the
 gradient with respect to their *input* (the weights are fixed) needs little of them: each

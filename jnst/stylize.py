@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnst import checkpoint, color, images, tiles
+from jnst import checkpoint, color, images, tiled_loop, tiled_objective, tiled_targets, tiles
 from jnst.checkpoint import Checkpoints, Position
 from jnst.config import StyleConfig
 from jnst.devices import check_split, height_split, local_devices, make_mesh, place, to_host
@@ -145,7 +145,7 @@ def stylize_batch(
     per item. ``shard`` spreads the work over ``devices`` devices (all when None): ``"batch"``
     splits the items, ``"space"`` each image's height (see :mod:`jnst.devices`). With ``tile``
     > 0 (one image, no masks), a pass whose side exceeds ``tile`` px computes its targets and
-    every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiles`), the tiles
+    every step's gradient tile by tile, in a tile's memory (see :mod:`jnst.tiled_objective`), the tiles
     spread over ``devices`` of this process's devices (all when None), and ``on_tile(sweep,
     done, count)`` hears of each finished group of tiles of a step's two halves.
     ``checkpoints`` is told the run's position after every chunk, and gives the position to resume
@@ -230,7 +230,7 @@ def stylize_batch(
             pass_styles = [resize(s, scaled(s.shape[1:3], factor)) for s in item_styles]
             if tiled:
                 net = (model.graphdef, model.params)
-                pass_targets = tiles.compute_targets(*net, pass_content, pass_styles, item_config, tile)
+                pass_targets = tiled_targets.compute_targets(*net, pass_content, pass_styles, item_config, tile)
             else:
                 pass_targets = compute_targets(model, pass_content, pass_styles, item_config, pass_masks)
             items.append((pass_content, pass_targets))
@@ -253,7 +253,7 @@ def stylize_batch(
         if mesh is not None:
             state, targets, weights = place((state, targets, weights), mesh, shard)
         if tiled:
-            replicas = tiles.replicate(model.params, targets, tile_devices)
+            replicas = tiled_objective.replicate(model.params, targets, tile_devices)
         pass_start = sum(pass_steps[:index])
         chunks = segments(pass_start, steps, config.snapshot_every, chunk)
         for length in checkpoint.remaining(chunks, pass_start, step):
@@ -261,8 +261,8 @@ def stylize_batch(
                 snapshots.append((step, finish(to_host(state.average))))
                 continue
             if tiled:
-                state, terms = tiles.run_steps(tiling, model.graphdef, replicas, weights, state,
-                                               config=compiled, length=length, on_tile=on_tile)  # fmt: skip
+                state, terms = tiled_loop.run_steps(tiling, model.graphdef, replicas, weights, state,
+                                                    config=compiled, length=length, on_tile=on_tile)  # fmt: skip
             else:
                 state, terms = run_chunk(
                     model.graphdef, model.params, targets, weights, state,

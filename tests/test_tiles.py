@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jnst import StyleConfig, stylize, tiles
+from jnst import StyleConfig, stylize, tiled_objective, tiled_targets, tiles
 from jnst.cli import main
 from jnst.objective import Weights, objective
 from jnst.targets import compute_targets
@@ -83,8 +83,8 @@ def test_tiled_value_and_gradient_equal_the_whole_pictures(model, pair, norm, co
     (value, terms), expected = grad(image, *net, targets, Weights.of(config), config.compiled_part())
     tiling = tiles.step_plan(content_image.shape[1:3], TILE, config.layers)
     assert len(tiling.picture) == 9 and len(tiling.cut) == cut_tiles
-    replicas = tiles.replicate(model.params, targets)
-    (tiled_value, tiled_terms), got = tiles.value_and_grad(
+    replicas = tiled_objective.replicate(model.params, targets)
+    (tiled_value, tiled_terms), got = tiled_objective.value_and_grad(
         image, model.graphdef, replicas, Weights.of(config), config.compiled_part(), tiling
     )
     np.testing.assert_allclose(tiled_value, value, rtol=1e-5)
@@ -119,8 +119,8 @@ def test_each_halo_is_what_its_layers_read(weights, pair, monkeypatch, content_l
         tiling = tiles.step_plan(content.shape[1:3], TILE, config.layers)
         assert len(tiling.picture) > 1 and len(tiling.cut) > 1
         read = max(t.x0 - t.wx0 for t in (tiling.picture if part == "halo" else tiling.cut))
-        replicas = tiles.replicate(model.params, targets)
-        _, got = tiles.value_and_grad(image, model.graphdef, replicas, weights, compiled, tiling)
+        replicas = tiled_objective.replicate(model.params, targets)
+        _, got = tiled_objective.value_and_grad(image, model.graphdef, replicas, weights, compiled, tiling)
         return read, float(jnp.linalg.norm(got - expected) / jnp.linalg.norm(expected))
 
     read, exact = error()
@@ -134,7 +134,7 @@ def test_tiled_targets_equal_the_whole_pictures(model, pair):
     content, style = (jnp.asarray(x)[None] for x in pair)
     config = StyleConfig()
     whole = compute_targets(model, content, [style], config)
-    tiled = tiles.compute_targets(model.graphdef, model.params, content, [style], config, TILE)
+    tiled = tiled_targets.compute_targets(model.graphdef, model.params, content, [style], config, TILE)
     for name in whole.content:
         np.testing.assert_allclose(tiled.content[name], whole.content[name], rtol=1e-5, atol=1e-4)
     for name in whole.grams:
@@ -243,6 +243,7 @@ from jnst import StyleConfig, tiles
 from jnst.images import load_image, load_style
 from jnst.objective import Weights
 from jnst.targets import compute_targets
+from jnst.tiled_objective import replicate, value_and_grad
 from jnst.vgg import Model
 
 content = jnp.asarray(load_image(f"{sys.argv[1]}/tubingen.jpg", 256))[None]
@@ -253,10 +254,10 @@ targets = compute_targets(model, content, [style], config)
 image = 0.8 * content + 0.1
 plan = tiles.step_plan(content.shape[1:3], int(sys.argv[2]), config.layers)
 rest = (Weights.of(config), config.compiled_part(), plan)
-(v1, _), g1 = tiles.value_and_grad(image, model.graphdef, tiles.replicate(model.params, targets), *rest)
+(v1, _), g1 = value_and_grad(image, model.graphdef, replicate(model.params, targets), *rest)
 heard = []
-replicas = tiles.replicate(model.params, targets, jax.devices())
-(v4, _), g4 = tiles.value_and_grad(image, model.graphdef, replicas, *rest, lambda *a: heard.append(a))
+replicas = replicate(model.params, targets, jax.devices())
+(v4, _), g4 = value_and_grad(image, model.graphdef, replicas, *rest, lambda *a: heard.append(a))
 print(json.dumps({"devices": len(jax.devices()), "tiles": [len(plan.picture), len(plan.cut)], "heard": heard,
                   "on_first": g4.devices() == {jax.devices()[0]}, "value": abs(float(v4 - v1)) / abs(float(v1)),
                   "grad": float(jnp.linalg.norm(g4 - g1) / jnp.linalg.norm(g1))}))
