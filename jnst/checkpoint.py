@@ -103,6 +103,20 @@ def fingerprint(configs: Sequence[StyleConfig], inputs: Mapping[str, Sequence[An
     return found
 
 
+def start(
+    checkpoints: Checkpoints | None,
+    configs: Sequence[StyleConfig],
+    inputs: Mapping[str, Sequence[Any]],
+    **setup: object,
+) -> Position:
+    """Where a run starts: the position ``checkpoints`` resumes from (:meth:`Checkpoints.begin`, told
+    the run's :func:`fingerprint`), else the beginning."""
+    position = Position(0, 0, None)
+    if checkpoints is None:
+        return position
+    return checkpoints.begin(fingerprint(configs, inputs, **setup)) or position
+
+
 def differences(saved: Mapping[str, str], expected: Mapping[str, str]) -> list[str]:
     """What differs between two fingerprints: an input's name, any other entry's name and values."""
     out = []

@@ -12,6 +12,7 @@ input whose height does not divide evenly stays whole.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import jax
 import numpy as np
@@ -87,6 +88,35 @@ def place(tree, mesh: Mesh, shard: str):
         return PartitionSpec(*([None] * axis), AXIS)
 
     return jax.tree.map(lambda leaf: jax.device_put(leaf, NamedSharding(mesh, spec(leaf))), tree)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's arrays live: over ``mesh`` as ``shard`` says (no mesh for ``"none"``), and the
+    devices its tiles spread over (none for a run without tiles)."""
+
+    shard: str
+    mesh: Mesh | None
+    tile_devices: list[jax.Device]
+
+    @classmethod
+    def of(cls, shard: str, count: int | None, tiled: bool, batch: int, height: int) -> Placement:
+        """The placement of a run on ``count`` devices (all when None) of a ``batch`` whose first pass
+        is ``height`` px high; or one line saying why it does not split (:func:`check_split`)."""
+        mesh = None if shard == "none" else make_mesh(count)
+        tile_devices = local_devices(count) if tiled else []
+        if mesh is not None:
+            check_split(shard, mesh, batch, height)
+        return cls(shard, mesh, tile_devices)
+
+    @property
+    def split(self) -> NamedSharding | None:
+        """The split the compiled step imposes on the image it feeds VGG19 (:func:`height_split`)."""
+        return height_split(self.mesh) if self.shard == "space" else None
+
+    def put(self, tree):
+        """``tree`` on the mesh (:func:`place`), or as it is without one."""
+        return tree if self.mesh is None else place(tree, self.mesh, self.shard)
 
 
 def to_host(tree):

@@ -122,6 +122,15 @@ def check_tile(tile: int, layers: Iterable[str]) -> None:
         raise ValueError(f"tiles of {tile} px break VGG19's pooling grid for these layers: use a multiple of {step} px")
 
 
+def check_run(tile: int, layers: Iterable[str], items: int, shard: str, masked: bool) -> None:
+    """Refuse, with one line, tiles of ``tile`` px for ``layers`` (:func:`check_tile`), or for a run
+    that they do not tile: a batch of several ``items``, masks, or one split by ``shard`` (tiles
+    spread over the devices themselves)."""
+    check_tile(tile, layers)
+    if items > 1 or shard != "none" or masked:
+        raise ValueError("tiles work on one image, without masks or --shard (they spread over the devices)")
+
+
 def plan(hw: tuple[int, int], tile: int, layers: Iterable[str]) -> list[Tile]:
     """Tiles of a picture of ``hw`` for all of ``layers`` at once, each with the deepest one's
     halo: how targets are computed, once a pass, forward only. Windows are at most ``tile`` px a

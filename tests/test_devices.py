@@ -90,7 +90,7 @@ def test_sharding_errors():
 
 def test_batch_that_does_not_divide_is_refused(model, small_pair, monkeypatch):
     content, style = small_pair
-    monkeypatch.setattr(importlib.import_module("jnst.stylize"), "make_mesh", lambda count: _FakeMesh(2))
+    monkeypatch.setattr(importlib.import_module("jnst.devices"), "make_mesh", lambda count: _FakeMesh(2))
     with pytest.raises(ValueError, match="a batch of 3 does not split over 2 devices"):
         stylize_batch([content] * 3, style, [StyleConfig(steps=2)], model=model, shard="batch")
     with pytest.raises(ValueError, match="too low to split over 2 devices"):
