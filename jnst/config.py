@@ -48,6 +48,9 @@ REFERENCE_SIDE = 256
 SEED_STYLE_LAYERS = tuple(
     (name, 0.2) for name in ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 )
+# The fields a sweep varies, one image a value, run as one batch: weights, which a batch's items
+# may differ in (the CLI's ``--sweep``, a served job's ``sweep``).
+SWEEPABLE = ("content_weight", "style_weight", "tv_weight")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def _positive_float(text: str) -> float:
 
 
 # --sweep NAME: the StyleConfig field it sets.
-SWEEPABLE = {"content-weight": "content_weight", "style-weight": "style_weight", "tv-weight": "tv_weight"}
+SWEEPABLE = {field.replace("_", "-"): field for field in config_lib.SWEEPABLE}
 
 
 def _sweep(text: str) -> tuple[str, tuple[float, ...]]:

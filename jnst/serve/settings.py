@@ -10,8 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from jnst.cli.parser import SWEEPABLE
-from jnst.config import StyleConfig, preset
+from jnst.config import SWEEPABLE, StyleConfig, preset
 
 # Bounds a server sets on one job, so that no request can tie the device up for hours.
 MIN_SIZE, MAX_SIZE = 32, 1024
@@ -81,7 +80,7 @@ def parse(text: str, styles: int) -> Settings:
     if "sweep" not in given:
         return Settings(size, [config], [])
     sweep = given["sweep"]
-    fields = sorted(SWEEPABLE.values())
+    fields = sorted(SWEEPABLE)
     if not isinstance(sweep, dict) or sweep.get("name") not in fields or not isinstance(sweep.get("values"), list):
         raise ValueError(f'sweep must be {{"name": one of {", ".join(fields)}, "values": [numbers]}}')
     values = [_number("sweep value", v) for v in sweep["values"]]
