@@ -28,7 +28,8 @@ from starlette.testclient import TestClient  # noqa: E402
 from jnst.config import StyleConfig  # noqa: E402
 from jnst.serve import app as app_lib  # noqa: E402
 from jnst.serve import settings as settings_lib  # noqa: E402
-from jnst.serve.jobs import FINISHED, Inputs, JobQueue  # noqa: E402
+from jnst.serve.inputs import Inputs  # noqa: E402
+from jnst.serve.jobs import FINISHED, JobQueue  # noqa: E402
 
 QUICK = {"preset": "preview", "size": 64, "steps": 5}  # a few short compiled chunks on CPU (2 steps each at 64 px)
 

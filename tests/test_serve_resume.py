@@ -27,7 +27,8 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from jnst import compile_cache  # noqa: E402
 from jnst.serve import app as app_lib  # noqa: E402
-from jnst.serve.jobs import FINISHED, Job, JobQueue, input_paths, read_inputs  # noqa: E402
+from jnst.serve.inputs import input_paths, read_inputs  # noqa: E402
+from jnst.serve.jobs import FINISHED, Job, JobQueue  # noqa: E402
 from jnst.serve.settings import parse  # noqa: E402
 
 SETTINGS = json.dumps({"preset": "preview", "size": 64, "steps": 12})

@@ -26,7 +26,8 @@ from starlette.staticfiles import StaticFiles
 
 from jnst.config import PRESETS
 from jnst.serve import settings as settings_lib
-from jnst.serve.jobs import FINISHED, Inputs, Job, JobQueue, input_paths, read_inputs
+from jnst.serve.inputs import Inputs, input_paths, read_inputs
+from jnst.serve.jobs import FINISHED, Job, JobQueue
 from jnst.vgg import Model
 
 STATIC = Path(__file__).parent / "static"

@@ -6,13 +6,13 @@ at a size seen before reuses the compiled programs. The callback publishes each 
 chunk's image (PNG bytes) and progress; a stopped job ends after its chunk, keeping the last image.
 
 Jobs survive a restart. Each has a folder under the queue's folder, named by its id, holding its
-inputs under the server's names (``content``, ``style-0`` …), ``job.json`` (its settings as sent
-and its place in the order of submission), its checkpoint while it runs (``checkpoints/``, see
-:mod:`jnst.checkpoint`) and, once finished, its images and ``finished.json``. A new queue on the
-folder takes the jobs back in their order under their ids: finished ones as they ended, the
-others queued again, each resuming from its checkpoint (one that is refused, e.g. after an
-upgrade, restarts from step 0 with a note). Closing the queue ends the running job after its
-chunk with a checkpoint, unfinished, for the next queue to resume.
+inputs under the server's names (``content``, ``style-0`` …: :mod:`jnst.serve.inputs`),
+``job.json`` (its settings as sent and its place in the order of submission), its checkpoint
+while it runs (``checkpoints/``, see :mod:`jnst.checkpoint`) and, once finished, its images and
+``finished.json``. A new queue on the folder takes the jobs back in their order under their ids:
+finished ones as they ended, the others queued again, each resuming from its checkpoint (one that
+is refused, e.g. after an upgrade, restarts from step 0 with a note). Closing the queue ends the
+running job after its chunk with a checkpoint, unfinished, for the next queue to resume.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from PIL import Image
 
 from jnst import images
 from jnst.checkpoint import CheckpointError, Checkpoints, Position
-from jnst.config import StyleConfig
 from jnst.schedule import pass_plan
 from jnst.serve import settings as settings_lib
+from jnst.serve.inputs import Inputs, read_inputs
 from jnst.stylize import stylize_batch
-from jnst.vgg import Model, min_side
+from jnst.vgg import Model
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 FINISHED = (DONE, STOPPED, FAILED)
@@ -58,19 +58,6 @@ ENDED = ("state", "step", "total_steps", "loss", "error", "labels", "note")
 
 class _Stop(Exception):
     """Raised after a chunk to end a run: the job was stopped, or the queue is closing."""
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What a job paints: decoded inputs and one config per output image (several: a sweep).
-
-    ``labels`` name the outputs (``"style_weight 0.3"``), empty for a single image.
-    """
-
-    content: np.ndarray
-    styles: list[np.ndarray]
-    configs: list[StyleConfig]
-    labels: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -120,29 +107,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(images.to_uint8(image)).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def input_paths(folder: Path, styles: int) -> list[Path]:
-    """Where a job's uploads are saved, under the server's names: the content, then each style."""
-    return [folder / "content", *(folder / f"style-{i}" for i in range(styles))]
-
-
-def read_inputs(folder: Path, settings: settings_lib.Settings, styles: int) -> Inputs:
-    """Decode a job's saved uploads at its settings' size; ValueError (one line naming the file,
-    no server path) when one is not an image the layers can use."""
-    content_path, *style_paths = input_paths(folder, styles)
-    try:
-        content = images.load_image(content_path, settings.size)
-        style_images = [images.load_style(path, content.shape[:2]) for path in style_paths]
-    except images.ImageError as err:
-        # "<folder>/style-1: not an image ..." -> "style-1: not an image ...": no server paths.
-        raise ValueError(str(err).replace(f"{folder}/", "")) from None
-    smallest = min_side(settings.configs[0].layers)
-    for what, image in [("content", content), *(("style", s) for s in style_images)]:
-        if min(image.shape[:2]) < smallest:
-            h, w = image.shape[:2]
-            raise ValueError(f"{what} is {w}x{h} at this size; every side needs {smallest} px: choose a larger size")
-    return Inputs(content, style_images, settings.configs, settings.labels)
 
 
 def _total_steps(inputs: Inputs) -> int:
