@@ -1,4 +1,4 @@
-"""Tune the default: run a grid of jnst configs over the quality benchmark's pairs, then score them.
+"""Tune the default: run a grid of jnst configs over the quality benchmark's tuning pairs, then score them.
 
   python benchmarks/sweep.py run GRID.json [--sizes 256,512] [--pairs ...] [--out out/sweep]
   python benchmarks/sweep.py score [--out out/sweep] --peer-python .peer/bin/python [--json scores.json]
@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import pairs
 import quality  # this script's folder is first on sys.path
 
 # 2-core AVX2 EPYC, default objective: 0.76 s/step at 256x192 (49,152 pixels), time about
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("run", "score"):
         p = sub.add_parser(name)
         p.add_argument("--sizes", type=quality.parse_sizes, default=quality.parse_sizes(quality.DEFAULT_SIZES))
-        p.add_argument("--pairs", type=quality.parse_pairs, default=quality.parse_pairs(quality.DEFAULT_PAIRS))
+        # A sweep tunes: by default on the tuning half only (benchmarks/pairs.py), never the held-out one.
+        p.add_argument("--pairs", type=quality.parse_pairs, default=quality.parse_pairs(pairs.TUNING))
         p.add_argument("--images", type=Path, default=quality.IMAGES)
         p.add_argument("--out", type=Path, default=Path("out/sweep"))
     sub.choices["run"].add_argument("grid", help="JSON list of {name, changes}")
