@@ -19,7 +19,15 @@ from jnst.schedule import Pass, resize, scaled
 
 Array = jax.Array
 # What the items of a batch may differ in: their weights (arguments of the compiled step) and seed.
-PER_ITEM_FIELDS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers", "seed")
+PER_ITEM_FIELDS = (
+    "content_weight",
+    "style_weight",
+    "style_balance",
+    "tv_weight",
+    "content_layers",
+    "style_layers",
+    "seed",
+)
 
 
 def stack(trees: list) -> Any:

@@ -74,6 +74,9 @@ class StyleConfig:
         passes, each pulling towards the style (measured: with alpha 0.6 at 256 px, 1.0 at 512 px
         kept pastiche's balance where 0.6 lost the photo, content error 0.79x pastiche's on
         tubingen; 0 keeps alpha fixed).
+      style_balance: p, how much beta adapts to the pair: it is scaled by ``(reference / tension)
+        ** p``, the tension being the photo's own style loss over its content energy at the
+        coarsest pass (see :mod:`jnst.balance`); 0 keeps beta fixed.
       style_weight: beta, the style term's weight; None means the style loss's default (Gram
         1 with normalised losses, 1e-2 with ``loss_norm="mean"``; Wasserstein 5e3, which
         balances content and style as the Gram default does at the start of tubingen x
@@ -123,6 +126,7 @@ class StyleConfig:
     content_weight: float = 0.54
     content_growth: float = 0.75
     style_weight: float | None = None
+    style_balance: float = 0.0
     tv_weight: float = 1.5e6
     optimizer: str = "lbfgs"
     learning_rate: float | None = None
@@ -163,7 +167,9 @@ class StyleConfig:
                 fail(f"{kind} layer weights must be finite and >= 0")
         if not self.content_layers and not self.style_layers:
             fail("at least one content or style layer is needed")
-        for name in ("content_weight", "content_growth", "style_weight", "tv_weight", "init_noise"):
+        if self.style_balance and (not self.content_layers or self.style_loss != "gram"):
+            fail("style_balance needs a content layer and the Gram style loss")
+        for name in ("content_weight", "content_growth", "style_weight", "style_balance", "tv_weight", "init_noise"):
             value = getattr(self, name)
             if value is None and name == "style_weight":
                 continue
@@ -262,6 +268,7 @@ class StyleConfig:
             content_weight=1.0,
             content_growth=0.0,
             style_weight=1.0,
+            style_balance=0.0,
             tv_weight=1.0,
             seed=0,
             init="content",

@@ -30,13 +30,14 @@ class Weights(NamedTuple):
     style_layers: dict[str, jax.Array]
 
     @classmethod
-    def of(cls, config: StyleConfig, long_side: int = REFERENCE_SIDE) -> Weights:
+    def of(cls, config: StyleConfig, long_side: int = REFERENCE_SIDE, style_scale: float = 1.0) -> Weights:
         """The weights that ``config`` names for a picture of ``long_side`` px (its content weight
-        grown and its style weight resolved to the ones in force)."""
+        grown and its style weight resolved to the ones in force, times ``style_scale``: see
+        :mod:`jnst.balance`)."""
         f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         return cls(
             f32(config.alpha(long_side)),
-            f32(config.beta),
+            f32(config.beta * style_scale),
             f32(config.tv_weight),
             {name: f32(w) for name, w in config.content_layers},
             {name: f32(w) for name, w in config.style_layers},

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from jnst import checkpoint, tiled_loop, tiled_objective, tiled_targets, tiles
+from jnst.balance import style_scale
 from jnst.batch import Batch, first_state, stack, unstack
 from jnst.checkpoint import Checkpoints, Position
 from jnst.config import StyleConfig
@@ -130,7 +131,9 @@ def stylize_batch(
     passes = pass_plan(batch.hw, batch.style_hws, config, backend)
     model = Model.create(pooling=config.pooling) if model is None else model
     net = (model.graphdef, model.params)
-    weights = stack([Weights.of(c, max(batch.hw)) for c in batch.configs])
+    coarsest = batch.at(passes[0])  # the pair's balance, measured where every run (resumed too) starts
+    weights = stack([Weights.of(c, max(batch.hw), style_scale(model, *item, c))
+                     for c, item in zip(batch.configs, coarsest, strict=True)])  # fmt: skip
     placement = Placement.of(shard, devices, bool(tile), n, passes[0].hw[0])
     inputs = {**batch.inputs, "model": [model.params]}
     position = checkpoint.start(checkpoints, batch.configs, inputs, shard=shard, tile=tile)
