@@ -112,6 +112,13 @@ def _add_stylize(sub) -> None:
         help="alpha, content loss weight at 256 px (it grows with the size, see README)",
     )
     look.add_argument("--style-weight", type=_non_negative_float, metavar="WEIGHT", help="beta, style loss weight")
+    look.add_argument(
+        "--style-balance",
+        type=_non_negative_float,
+        metavar="P",
+        help="beta adapts to the pair: scaled by (reference / tension) ** P, tension = the photo's own style loss "
+        "over its content energy (0: fixed beta)",
+    )
     look.add_argument("--tv-weight", type=_non_negative_float, metavar="WEIGHT", help="total-variation loss weight")
     look.add_argument("--style-blend", type=_non_negative_float, nargs="+", metavar="W", help="one weight per style")
     look.add_argument(
@@ -288,6 +295,7 @@ def style_config(args: argparse.Namespace) -> config_lib.StyleConfig:
         "steps": args.steps,
         "content_weight": args.content_weight,
         "style_weight": args.style_weight,
+        "style_balance": args.style_balance,
         "tv_weight": args.tv_weight,
         "learning_rate": args.lr,
         "init": args.init if args.init in config_lib.INITS else None,
