@@ -331,6 +331,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
         "noise init. About 0.8 s a step at 256 px (2-core AVX2 EPYC).",
     ),
 }
+"""The named presets: name -> (its config, what it is and costs); :func:`preset` gives the config."""
 
 
 def preset(name: str) -> StyleConfig:
