@@ -1,4 +1,4 @@
-"""Every GPU row the README lacks, from one script that fits a short loan of a GPU (8 minutes).
+"""Every GPU row docs/performance.md lacks, from one script that fits a short loan of a GPU (8 minutes).
 
   python benchmarks/accelerator.py [--peer-python .peer/bin/python] [--out accelerator]
   python benchmarks/accelerator.py --smoke      # every row on the CPU at tiny sizes, < 3 minutes

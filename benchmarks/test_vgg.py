@@ -1,7 +1,7 @@
 """VGG19 forward and loss value-and-gradient at each size: the two costs inside every step.
 
-Forward: the network up to the deepest layer the default config reads (``block5_conv4``).
-Value-and-gradient: ``jnst.stylize.objective`` differentiated with respect to the image, jitted,
+Forward: the network up to the deepest layer the default config reads (``block4_conv2``).
+Value-and-gradient: ``jnst.objective.objective`` differentiated with respect to the image, jitted,
 the core of one optimiser step. Compilation happens in a warm-up call before timing, and
 every timed call blocks until its result is ready.
 """

@@ -3,7 +3,7 @@
     python benchmarks/time_to_loss.py --size 256 [--budget 600] [--methods adam lbfgs-multiscale adam-multiscale]
 
 Problem: tubingen.jpg x starry_night.jpg (from ../shared/images), the seed preset's objective
-(layers and weights; the README's tables were measured when it was also the default's). The
+(layers and weights; docs/performance.md's tables were measured when it was also the default's). The
 target is the loss that 300 single-scale L-BFGS steps reach. Each method is
 compiled first (a short warm-up run of the same config), then timed from the start of
 :func:`jnst.stylize`, targets included; a multi-scale run counts only losses of its final,

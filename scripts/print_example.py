@@ -1,4 +1,4 @@
-"""A print-size picture from ``../shared/images`` and a crop of it at full resolution for the README.
+"""A print-size picture from ``../shared/images`` and a crop of it at full resolution for docs/print-size.md.
 
     python scripts/print_example.py out/print docs/print_crop.jpg [--size 5000] [--max-memory 12G]
 
@@ -64,7 +64,7 @@ def crop_figure(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the base picture and the print")
-    parser.add_argument("crop", type=Path, help="the README's crop (JPEG)")
+    parser.add_argument("crop", type=Path, help="docs/print-size.md's crop (JPEG)")
     parser.add_argument("--content", default="tubingen")
     parser.add_argument("--style", default="starry_night")
     parser.add_argument("--base", type=int, default=512, help="the default run's long side")

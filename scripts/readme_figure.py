@@ -1,4 +1,4 @@
-"""Write the README's figure of every control, on real test images from ../shared/images.
+"""Write docs/controls.md's figure of every control, on real test images from ../shared/images.
 
     python scripts/readme_figure.py docs/controls.jpg [--size 192] [--steps 150] [--images DIR]
 

@@ -4,7 +4,7 @@ Playwright uploads a bad file and sees the server's error, then two images; star
 for the end and downloads a valid PNG.
 
 Skips with the reason when the serve extra, Playwright or Chromium is missing. With
-``JNST_SERVE_SCREENSHOT=docs/serve.png`` the finished page's screenshot goes there (the README's).
+``JNST_SERVE_SCREENSHOT=docs/serve.png`` the finished page's screenshot goes there (docs/serve.md's).
 """
 
 from __future__ import annotations
