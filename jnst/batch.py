@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnst import color, images
+from jnst import masks as masks_lib
 from jnst.config import StyleConfig
 from jnst.loop import LoopState
 from jnst.schedule import Pass, resize, scaled
@@ -64,6 +65,11 @@ def _as_batch(image: np.ndarray | Array, what: str) -> Array:
     return image[None]
 
 
+def _resized(masks: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Masks (R, H, W) at size ``hw``, as the images are resized (:func:`jnst.schedule.resize`)."""
+    return np.asarray(resize(jnp.asarray(masks)[..., None], hw)[..., 0])
+
+
 def _prepare_colors(content: Array, styles: list[Array], mode: str) -> tuple[Array, list[Array]]:
     """Inputs as the optimisation sees them under the colour-preservation ``mode``."""
     if mode == "luminance":
@@ -80,14 +86,15 @@ def _prepare_colors(content: Array, styles: list[Array], mode: str) -> tuple[Arr
 @dataclass(frozen=True)
 class Batch:
     """The items of a :func:`jnst.stylize_batch` run, each (1, H, W, 3): item i paints
-    ``contents[i]`` under ``configs[i]``, from ``inits[i]`` when given; ``masks`` (S, H, W) are
-    shared, one per style; ``work`` holds each item's content and styles as the optimisation sees
+    ``contents[i]`` under ``configs[i]``, from ``inits[i]`` when given; ``masks`` are shared
+    (:class:`jnst.masks.GuidedMasks`: photo-side regions, and style-side ones or one region per
+    style); ``work`` holds each item's content and styles as the optimisation sees
     them (:mod:`jnst.color`)."""
 
     contents: list[Array]
     styles: list[Array]
     configs: list[StyleConfig]
-    masks: np.ndarray | None
+    masks: masks_lib.GuidedMasks | None
     inits: list[Array] | None
     work: list[tuple[Array, list[Array]]]
 
@@ -97,7 +104,7 @@ class Batch:
         contents: Sequence[np.ndarray | Array],
         style: np.ndarray | Array | Sequence[np.ndarray | Array],
         configs: Sequence[StyleConfig],
-        masks: np.ndarray | None = None,
+        masks: masks_lib.GuidedMasks | np.ndarray | None = None,
         init_images: Sequence[np.ndarray | Array] | None = None,
     ) -> Batch:
         """The batch of these inputs, a single content or config shared by every item; or one line
@@ -119,10 +126,7 @@ class Batch:
         if any(tuple(c.shape[1:3]) != hw for c in contents_b):
             raise ValueError(f"a batch's contents must share one size; got {sorted(sizes)}")
         styles = [_as_batch(s, "style") for s in (list(style) if isinstance(style, (list, tuple)) else [style])]
-        if masks is not None:
-            masks = np.asarray(masks, np.float32)
-            if masks.shape != (len(styles), *hw):
-                raise ValueError(f"masks must be (styles, H, W) = {(len(styles), *hw)}, got {masks.shape}")
+        masks = masks_lib.check(masks, hw, [s.shape[1:3] for s in styles])
         inits = None
         if init_images is not None:
             inits = [_as_batch(im, "init") for im in init_images] * (n // len(init_images))
@@ -149,7 +153,10 @@ class Batch:
     @property
     def inputs(self) -> dict[str, list]:
         """The input arrays, by what they are (for :func:`jnst.checkpoint.fingerprint`)."""
-        return {"content": self.contents, "style": self.styles, "init": self.inits or [], "masks": [self.masks]}
+        m = self.masks or masks_lib.GuidedMasks(None)
+        styled = list(m.style) if m.style is not None else [None]
+        return {"content": self.contents, "style": self.styles, "init": self.inits or [], "masks": [m.content],
+                "style masks": styled}  # fmt: skip
 
     def at(self, p: Pass) -> list[tuple[Array, list[Array]]]:
         """Each item's content and styles at pass ``p``'s size (the styles scaled as the content)."""
@@ -157,8 +164,16 @@ class Batch:
         return [(resize(c, p.hw), [resize(s, scaled(s.shape[1:3], factor)) for s in styles]) for c, styles in self.work]
 
     def masks_at(self, hw: tuple[int, int]) -> np.ndarray | None:
-        """The masks at size ``hw`` (None without masks)."""
-        return None if self.masks is None else np.asarray(resize(jnp.asarray(self.masks)[..., None], hw)[..., 0])
+        """The photo-side masks at size ``hw`` (None without masks)."""
+        return None if self.masks is None else _resized(self.masks.content, hw)
+
+    def style_masks_at(self, p: Pass) -> tuple[np.ndarray, ...] | None:
+        """The style-side masks at pass ``p``'s style sizes (None without them: one region a style)."""
+        if self.masks is None or self.masks.style is None:
+            return None
+        factor = p.side / max(self.hw)
+        pairs = zip(self.masks.style, self.styles, strict=True)
+        return tuple(_resized(m, scaled(s.shape[1:3], factor)) for m, s in pairs)
 
     def starts(self, items: list[tuple[Array, list[Array]]], hw: tuple[int, int]) -> list[Array]:
         """Each item's first pixels at size ``hw``: its init image, or its config's ``init`` from its

@@ -229,11 +229,17 @@ def load_mask_map(path: os.PathLike | str, hw: tuple[int, int], regions: int) ->
     edges stay exact and no blended colours appear.
     """
     path = Path(path)
-    rgb = np.asarray(Image.fromarray(to_uint8(_decode(path))).resize(hw[::-1], Image.Resampling.NEAREST))
+    rgb = load_label_map(path, hw)
     colours, labels = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
     if len(colours) != regions:
         raise _error(path, f"mask map has {len(colours)} colours, expected one per style ({regions})")
     return np.stack([(labels.reshape(hw) == i).astype(np.float32) for i in range(regions)])
+
+
+def load_label_map(path: os.PathLike | str, hw: tuple[int, int]) -> np.ndarray:
+    """A map of flat colours resized to ``hw`` with nearest neighbour (no blended colours at the
+    edges): uint8 (H, W, 3), for :func:`load_mask_map` and :func:`jnst.masks.from_labels`."""
+    return np.asarray(Image.fromarray(to_uint8(_decode(Path(path)))).resize(hw[::-1], Image.Resampling.NEAREST))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

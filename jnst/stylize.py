@@ -25,6 +25,7 @@ from jnst.checkpoint import Checkpoints, Position
 from jnst.config import StyleConfig
 from jnst.devices import Placement, to_host
 from jnst.loop import check_finite, run_chunk, segments
+from jnst.masks import GuidedMasks
 from jnst.objective import Weights
 from jnst.schedule import next_pass, pass_plan
 from jnst.targets import compute_targets
@@ -57,7 +58,7 @@ def stylize(
     style: np.ndarray | Array | Sequence[np.ndarray | Array],
     config: StyleConfig | None = None,
     *,
-    masks: np.ndarray | None = None,
+    masks: np.ndarray | GuidedMasks | None = None,
     init_image: np.ndarray | Array | None = None,
     model: Model | None = None,
     callback: Callable[[int, dict[str, np.ndarray], Array], None] | None = None,
@@ -71,10 +72,11 @@ def stylize(
 
     ``style`` may be a list of style images, blended by ``config.style_blend``; with ``masks``
     (S, H, W) in [0, 1], one per style and the content's size, style s goes where its mask is
-    (guided Gram matrices) with the mask value as strength. ``init_image`` (H, W, 3), the
-    content's size, is the starting image instead of ``config.init``. ``model`` defaults to
-    VGG19 with the shipped ImageNet weights and ``config.pooling``; pass one to reuse it across
-    calls. ``callback(step, chunk_losses, image)`` runs on the host after each compiled chunk
+    (guided Gram matrices) with the mask value as strength; :class:`jnst.masks.GuidedMasks`
+    (:func:`jnst.semantic.regions`' ``.masks``) puts regions on the style images as well.
+    ``init_image`` (H, W, 3), the content's size, is the starting image instead of ``config.init``.
+    ``model`` defaults to VGG19 with the shipped ImageNet weights and ``config.pooling``; pass
+    one to reuse it across calls. ``callback(step, chunk_losses, image)`` runs on the host after each compiled chunk
     (for progress bars and snapshots) with the steps done so far, that chunk's per-step loss
     terms and the current image as the result would show it: (H, W, 3) numpy, full size,
     colours restored. ``shard="space"`` splits the image's height over ``devices`` devices;
@@ -96,7 +98,7 @@ def stylize_batch(
     style: np.ndarray | Array | Sequence[np.ndarray | Array],
     configs: Sequence[StyleConfig],
     *,
-    masks: np.ndarray | None = None,
+    masks: np.ndarray | GuidedMasks | None = None,
     init_images: Sequence[np.ndarray | Array] | None = None,
     model: Model | None = None,
     callback: Callable[[int, list[dict[str, np.ndarray]], list[np.ndarray]], None] | None = None,
@@ -157,7 +159,8 @@ def stylize_batch(
             run = functools.partial(tiled_loop.run_steps, tiling, model.graphdef, replicas, weights, on_tile=on_tile)
         else:
             pass_masks = batch.masks_at(p.hw)
-            targets = stack([compute_targets(model, c, s, cfg, pass_masks) for (c, s), cfg in each])
+            style_masks = batch.style_masks_at(p)
+            targets = stack([compute_targets(model, c, s, cfg, pass_masks, style_masks) for (c, s), cfg in each])
             state, targets, weights = placement.put((state, targets, weights))
             run = functools.partial(run_chunk, *net, targets, weights, unroll=backend == "cpu", batched=n > 1,
                                     split=placement.split)  # fmt: skip

@@ -72,6 +72,31 @@ def layer_masks(masks: Array, layers: tuple[str, ...]) -> dict[str, Array]:
     return out
 
 
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _guided_sums(
+    graphdef: nnx.GraphDef, params: nnx.State, image: Array, masks: Array, layers: tuple, padding: str
+) -> dict:
+    """Per layer, the masked Gram sums ``sum_p m_r(p)^2 F_p F_p^T`` (R, C, C) of a style image
+    under its region masks (R, h, w) and their masses ``sum_p m_r(p)^2`` (R,)."""
+    acts = features(graphdef, params, image, layers, padding)
+    out = {}
+    for name, m in layer_masks(masks, layers).items():
+        out[name] = (losses.gram_sum(m[..., None] * acts[name]), jnp.sum(jnp.square(m), axis=(1, 2)))
+    return out
+
+
+def guided_grams(net: tuple, styles: list[Array], style_masks: tuple, layers: tuple, padding: str) -> dict:
+    """Each region's target Gram per layer: the mask-weighted Gram of every style image together
+    (:mod:`jnst.masks`), ``style_masks`` one (R, hs, ws) per style image."""
+    pairs = zip(styles, style_masks, strict=True)
+    sums = [_guided_sums(*net, s, jnp.asarray(m, jnp.float32), layers, padding) for s, m in pairs]
+    out = {}
+    for name in layers:
+        total, mass = sum(x[name][0] for x in sums), sum(x[name][1] for x in sums)
+        out[name] = total / jnp.maximum(mass, 1e-8)[:, None, None]
+    return out
+
+
 def style_blend(config: StyleConfig, count: int) -> np.ndarray:
     """Each of ``count`` style images' share of the blend (``config.style_blend``, normalised;
     equal shares when it is empty)."""
@@ -87,9 +112,12 @@ def compute_targets(
     styles: list[Array],
     config: StyleConfig,
     masks: Array | None = None,
+    style_masks: tuple | None = None,
 ) -> Targets:
     """Content activations of ``content`` (1, H, W, 3); style Grams of ``styles``, blended by
-    ``config.style_blend`` or, with ``masks`` (one per style, content-sized), kept per region."""
+    ``config.style_blend`` or, with ``masks`` (one per style, content-sized), kept per region;
+    with ``style_masks`` too (one (R, hs, ws) per style), region r's Gram is that of the style
+    images' region r (:func:`guided_grams`)."""
     net = (model.graphdef, model.params)
     content_layers = tuple(name for name, _ in config.content_layers)
     style_layers = tuple(name for name, _ in config.style_layers)
@@ -99,8 +127,11 @@ def compute_targets(
     if masks is not None:
         if config.style_loss != "gram":
             raise ValueError("masks need the Gram style loss (style_loss='gram')")
-        per_style = [_grams(*net, s, style_layers, config.padding) for s in styles]
-        grams = {n: jnp.concatenate([g[n] for g in per_style]) for n in style_layers}
+        if style_masks is not None:
+            grams = guided_grams(net, styles, style_masks, style_layers, config.padding)
+        else:
+            per_style = [_grams(*net, s, style_layers, config.padding) for s in styles]
+            grams = {n: jnp.concatenate([g[n] for g in per_style]) for n in style_layers}
         return Targets(c, grams, layer_masks(jnp.asarray(masks, jnp.float32), style_layers), {})
     blend = style_blend(config, len(styles))
     if config.style_loss == "wasserstein":

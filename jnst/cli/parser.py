@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from jnst import config as config_lib
 from jnst.cli.common import CHECKPOINT_SECONDS, UsageError
+from jnst.cli.regions import semantic_count
 from jnst.devices import SHARDS
 
 
@@ -95,6 +96,27 @@ def _add_stylize(sub) -> None:
     )
     inputs.add_argument(
         "--mask-map", type=Path, metavar="FILE", help="one image, one flat colour per style region (colours sorted)"
+    )
+    inputs.add_argument(
+        "--style-masks",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="with --masks: where each region is on the style image (one a region for each style image, in order)",
+    )
+    inputs.add_argument(
+        "--style-mask-map",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="with --mask-map: one colour map per style image; a colour takes the style of that colour's pixels",
+    )
+    inputs.add_argument(
+        "--semantic",
+        type=semantic_count,
+        metavar="N|auto",
+        help="find N regions on the photo and the paintings by clustering VGG19 features, match them, and give "
+        "each photo region its painting region's style; writes OUT_regions.png",
     )
     inputs.add_argument(
         "--init",

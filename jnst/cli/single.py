@@ -10,6 +10,7 @@ import time
 
 from jnst import compile_cache, images
 from jnst import config as config_lib
+from jnst.cli import regions
 from jnst.cli.common import (
     EXIT_DIVERGED,
     EXIT_INTERRUPTED,
@@ -39,11 +40,7 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         raise UsageError("give at least one style image")
     if args.style_blend and len(args.style_blend) != len(style_paths):
         raise UsageError(f"--style-blend has {len(args.style_blend)} weights for {len(style_paths)} style images")
-    if args.masks and len(args.masks) != len(style_paths):
-        raise UsageError(f"--masks has {len(args.masks)} files for {len(style_paths)} style images")
-    if args.masks and args.mask_map:
-        raise UsageError("give --masks or --mask-map, not both")
-    mask_paths = list(args.masks or []) + ([args.mask_map] if args.mask_map else [])
+    mask_paths = regions.mask_files(args, len(style_paths), cfg)
     init_path = init_file(args)
     for path in [args.content, *style_paths, *mask_paths]:
         images.check_image(path)
@@ -54,19 +51,17 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
             raise UsageError(f"--init {err} (give {', '.join(config_lib.INITS)} or an image file)") from None
     inputs = [args.content, *style_paths, *mask_paths, *([init_path] if init_path else [])]
     if args.output is not None:  # a --dry-run may have none
-        refuse_overwriting_inputs([args.output], inputs)
-        images.check_writable(args.output)
+        outputs = [args.output, *([regions.regions_path(args.output)] if args.semantic is not None else [])]
+        refuse_overwriting_inputs(outputs, inputs)
+        for path in outputs:
+            images.check_writable(path)
     compile_cache.enable()
     checkpoints = checkpoints_for(args) if args.output is not None else None
     model = Model.create(load(args.weights), cfg.pooling)
     content = images.load_image(args.content, args.size)
     init_image = None if init_path is None else images.load_image(init_path, size=content.shape[:2])
     styles = [images.load_style(p, content.shape[:2], args.style_scale) for p in style_paths]
-    masks = None
-    if args.masks:
-        masks = images.load_masks(args.masks, content.shape[:2])
-    elif args.mask_map:
-        masks = images.load_mask_map(args.mask_map, content.shape[:2], len(styles))
+    masks, found = regions.masks_for(args, model, content, styles, cfg)
     passes = pass_plan(content.shape[:2], [s.shape[:2] for s in styles], cfg)
     tile = memory_plan(args, model, cfg, passes)
     if tile is None:
@@ -123,6 +118,8 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     if not writes():
         return 0
     images.save_image(result.image, args.output)
+    if found is not None:
+        print(f"regions in {regions.write_regions(args.output, content, styles, found)}")
     if checkpoints is not None:
         checkpoints.finish(keep=args.keep_checkpoint)
         if args.keep_checkpoint:
