@@ -293,7 +293,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
         "finer), mean-squared losses with pastiche's layer weights (style block1..4_conv1 at 10/C^2), "
         "content at block4_conv2 (alpha 0.54 at 256 px, growing with the size), replicate border, "
         "TV 1.5e6, steps limited to 0.03 a pixel. 56-92 s at 256 px on a 2-core EPYC, compilation included. "
-        "Measured against pastiche's 300 steps: see the README's Quality table.",
+        "Measured against pastiche's 300 steps: see docs/quality.md.",
     ),
     "preview": (
         StyleConfig(steps=12, scale_factor=2.0),

@@ -131,7 +131,7 @@ def _add_stylize(sub) -> None:
         "--content-weight",
         type=_non_negative_float,
         metavar="WEIGHT",
-        help="alpha, content loss weight at 256 px (it grows with the size, see README)",
+        help="alpha, content loss weight at 256 px (it grows with the size, see docs/controls.md)",
     )
     look.add_argument("--style-weight", type=_non_negative_float, metavar="WEIGHT", help="beta, style loss weight")
     look.add_argument(
