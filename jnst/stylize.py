@@ -129,7 +129,7 @@ def stylize_batch(
     batch = Batch.of(contents, style, configs, masks, init_images)
     config, compiled, n, backend = batch.configs[0], batch.configs[0].compiled_part(), batch.size, jax.default_backend()
     if tile:
-        tiles.check_run(tile, config.layers, n, shard, masks is not None)
+        tiles.check_run(tile, config.layers, n, shard, masks is not None, config.style_loss)
     passes = pass_plan(batch.hw, batch.style_hws, config, backend)
     model = Model.create(pooling=config.pooling) if model is None else model
     net = (model.graphdef, model.params)

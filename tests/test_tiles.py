@@ -171,6 +171,8 @@ def test_tile_errors(model, pair, capsys, shared_images, tmp_path):
         from jnst.stylize import stylize_batch
 
         stylize_batch([content, content], style, [StyleConfig(steps=1)], model=model, tile=TILE)
+    with pytest.raises(ValueError, match="tiles compute the Gram style loss only, not 'wasserstein'"):
+        stylize_batch([content], style, [StyleConfig(steps=1, style_loss="wasserstein")], model=model, tile=TILE)
     out = tmp_path / "out.png"
     args = [str(shared_images / "tubingen.jpg"), str(shared_images / "starry_night.jpg"), "-o", str(out)]
     assert main(["stylize", *args, "--size", "64", "--tile", "32"]) == 2
