@@ -469,11 +469,23 @@ def test_no_command(capsys):
 # --- stylize's help and flags ------------------------------------------------------------------
 
 HELP_GROUPS = {
-    "inputs": ["CONTENT", "STYLE", "--style", "--masks", "--mask-map", "--init", "--weights"],
+    "inputs": [
+        "CONTENT",
+        "STYLE",
+        "--style",
+        "--masks",
+        "--mask-map",
+        "--style-masks",
+        "--style-mask-map",
+        "--semantic",
+        "--init",
+        "--weights",
+    ],
     "look": [
         "--preset",
         "--content-weight",
         "--style-weight",
+        "--style-balance",
         "--tv-weight",
         "--style-blend",
         "--sweep",
