@@ -43,6 +43,8 @@ class SemanticConfig:
         inertia wins).
       sharpness: soft assignment ``softmax(-sharpness d^2 / mean nearest d^2)``: higher is harder.
       smooth: sigma, in grid positions, of the Gaussian that smooths the soft masks.
+      blur: sigma, in grid positions, of a Gaussian over the descriptors before clustering (a
+        position then speaks for its neighbourhood: fewer specks, regions of larger things).
       max_regions, gain: ``n=AUTO`` takes the fewest regions past which one more explains less
         than ``gain`` of the descriptors' variance, at most ``max_regions``.
       seed: the PRNG seed of the k-means starts (a fixed default: the same regions every run).
@@ -50,13 +52,14 @@ class SemanticConfig:
 
     layers: tuple[str, ...] = ("block3_conv1", "block4_conv1")
     match_layers: tuple[str, ...] = ("block4_conv1", "block5_conv1")
-    color: float = 0.5
-    position: float = 1.0
+    color: float = 0.7
+    position: float = 0.6
     side: int = 256
     iterations: int = 25
     restarts: int = 4
     sharpness: float = 3.0
     smooth: float = 1.5
+    blur: float = 3.0
     max_regions: int = 4
     gain: float = 0.08
     seed: int = 0
@@ -93,9 +96,29 @@ def _scaled(f: Array) -> Array:
     return f / jnp.sqrt(jnp.mean(jnp.sum(f * f, axis=1)) + 1e-12)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "layers", "match_layers", "color", "position"))
+def _blur(x: Array, sigma: float) -> Array:
+    """(h, w, D) maps each blurred by a Gaussian of ``sigma`` positions (edges replicated)."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(3 * sigma))
+    t = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+    g = jnp.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    pad = jnp.pad(x, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    rows = sum(g[i] * pad[i : i + x.shape[0]] for i in range(2 * radius + 1))
+    return sum(g[i] * rows[:, i : i + x.shape[1]] for i in range(2 * radius + 1))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "layers", "match_layers", "color", "position", "blur"))
 def descriptors(
-    graphdef, params, image: Array, layers: tuple, match_layers: tuple, color: float, position: float
+    graphdef,
+    params,
+    image: Array,
+    layers: tuple,
+    match_layers: tuple,
+    color: float,
+    position: float,
+    blur: float = 0.0,
 ) -> tuple[Array, Array]:
     """Per position of ``layers[0]``'s grid: the clustering descriptor (layers, colour, position)
     and the matching descriptor (``match_layers``, each unit-scaled but not centred), (h, w, D)."""
@@ -110,7 +133,8 @@ def descriptors(
     ys, xs = jnp.meshgrid(jnp.arange(h) / max(h, w), jnp.arange(w) / max(h, w), indexing="ij")
     parts.append(position * _scaled(jnp.stack([ys, xs], -1).reshape(h * w, 2)))
     deep = [grid(acts[n]) / jnp.sqrt(jnp.mean(jnp.sum(grid(acts[n]) ** 2, axis=1)) + 1e-12) for n in match_layers]
-    return jnp.concatenate(parts, 1).reshape(h, w, -1), jnp.concatenate(deep, 1).reshape(h, w, -1)
+    x = _blur(jnp.concatenate(parts, 1).reshape(h, w, -1), blur)
+    return x, jnp.concatenate(deep, 1).reshape(h, w, -1)
 
 
 def _sq_dist(x: Array, c: Array) -> Array:
@@ -194,7 +218,7 @@ def segment(model: Model, image: np.ndarray, n: int, config: SemanticConfig, key
     hw = image.shape[:2]
     small = images.resize(np.asarray(image, np.float32), images.fit_long_side(hw, config.side))
     x, deep = descriptors(model.graphdef, model.params, jnp.asarray(small)[None], config.layers,
-                          config.match_layers, config.color, config.position)  # fmt: skip
+                          config.match_layers, config.color, config.position, config.blur)  # fmt: skip
     flat = x.reshape(-1, x.shape[-1])
     if n > flat.shape[0]:
         raise ValueError(f"{n} regions for an image of {flat.shape[0]} positions at {config.layers[0]}")

@@ -183,3 +183,28 @@ def test_cli_bad_regions_are_one_line_exit_2(extra, fragment, capsys, shared_ima
     code = cli.main(argv + [x.format(c=photo) for x in extra])
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE and len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_cli_semantic_in_a_folder_batch_and_a_sweep(capsys, shared_images, tmp_path):
+    """Two photos into a folder, swept over two style weights, with --semantic 2: each photo its
+    own regions (DIR/photo_regions.png) beside its swept images and contact sheet."""
+    out = tmp_path / "out"
+    code = cli.main(["stylize", str(shared_images / "golden_gate.jpg"), str(shared_images / "tubingen.jpg"),
+                     "--style", str(shared_images / "shipwreck.jpg"), "-o", f"{out}/", "--semantic", "2",
+                     "--sweep", "style-weight=1,10", "--size", "48", "--steps", "2", "--quiet"])  # fmt: skip
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    names = sorted(p.name for p in out.iterdir())
+    for stem in ("golden_gate", "tubingen"):
+        assert {f"{stem}_style-weight=1.png", f"{stem}_style-weight=10.png", f"{stem}_sweep.png"} <= set(names)
+        with Image.open(out / f"{stem}_regions.png") as shown, Image.open(out / f"{stem}_style-weight=1.png") as im:
+            assert shown.height == im.height and shown.width > 2 * im.width
+    assert len(names) == 8
+
+
+def test_cli_semantic_refuses_masks_in_a_batch(capsys, shared_images, tmp_path):
+    photo = shared_images / "golden_gate.jpg"
+    code = cli.main(["stylize", str(photo), "--style", str(shared_images / "shipwreck.jpg"), "-o", f"{tmp_path}/",
+                     "--semantic", "2", "--style-loss", "wasserstein"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and len(err.splitlines()) == 1 and "need the Gram style loss" in err, err

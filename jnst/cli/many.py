@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from jnst import compile_cache, images
+from jnst import compile_cache, images, semantic
 from jnst import config as config_lib
+from jnst.cli import regions
 from jnst.cli.common import (
     EXIT_DIVERGED,
     EXIT_INTERRUPTED,
@@ -37,6 +38,8 @@ def stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     single_only = {
         "--masks": args.masks,
         "--mask-map": args.mask_map,
+        "--style-masks": args.style_masks,
+        "--style-mask-map": args.style_mask_map,
         "--snapshot-every": args.snapshot_every,
         "--tile": args.tile,
         "--max-memory": args.max_memory,
@@ -51,6 +54,7 @@ def stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     stems = [p.stem for p in contents]
     if len(set(stems)) != len(stems):
         raise UsageError(f"content images need distinct names in one output folder: {' '.join(map(str, contents))}")
+    regions.mask_files(args, len(style_paths), cfg)  # --semantic: the style loss it needs
     for path in [*contents, *style_paths]:
         images.check_image(path)
     name, values = args.sweep or (None, (None,))
@@ -71,6 +75,8 @@ def stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         except OSError as err:
             raise UsageError(f"{args.output}: cannot create output folder ({err.strerror})") from None
     sheets = [target(s, None, "sweep") for s in stems] if name else []
+    if args.semantic is not None:  # DIR/photo_regions.png, or OUT_regions.png beside a sweep's images
+        sheets += [target(s, None, "regions") if folder else regions.regions_path(args.output) for s in stems]
     refuse_overwriting_inputs([*outputs.values(), *sheets], [*contents, *style_paths])
     for path in [*outputs.values(), *sheets]:
         images.check_writable(path)
@@ -78,11 +84,13 @@ def stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     model = Model.create(load(args.weights), cfg.pooling)
     loaded = {p: images.load_image(p, args.size) for p in contents}
     groups: dict[tuple[int, int], list[Path]] = {}
-    for path, image in loaded.items():
-        groups.setdefault(image.shape[:2], []).append(path)
+    for path, image in loaded.items():  # with --semantic each photo has regions of its own: a batch each
+        groups.setdefault(image.shape[:2] if args.semantic is None else path, []).append(path)
     written = 0
-    for hw, paths in groups.items():
+    for paths in groups.values():
+        hw = loaded[paths[0]].shape[:2]
         styles = [images.load_style(p, hw, args.style_scale) for p in style_paths]
+        masks, found = regions.masks_for(args, model, loaded[paths[0]], styles, cfg)
         items = [(p, v) for p in paths for v in values]
         configs = [cfg if v is None else cfg.replace(**{SWEEPABLE[name]: v}) for _, v in items]
         progress = Progress(pass_plan(hw, [s.shape[:2] for s in styles], cfg), args.quiet, lambda *_: None)
@@ -93,7 +101,7 @@ def stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
 
         try:
             results = stylize_batch([loaded[p] for p, _ in items], styles, configs, model=model, callback=on_chunk,
-                                    shard=args.shard, devices=args.devices)  # fmt: skip
+                                    shard=args.shard, devices=args.devices, masks=masks)  # fmt: skip
         except KeyboardInterrupt:
             progress.bar.close()
             print(f"jnst: interrupted; {written} of {len(outputs)} images written", file=sys.stderr)
@@ -108,6 +116,9 @@ def stylize_many(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
         for item, result in zip(items, results, strict=True):
             images.save_image(result.image, outputs[item])
             written += 1
+        if found is not None:
+            shown = target(paths[0].stem, None, "regions") if folder else regions.regions_path(args.output)
+            images.save_image(semantic.regions_image(loaded[paths[0]], styles, found), shown)
         if name:
             for path in paths:
                 mine = [(v, r.image) for (p, v), r in zip(items, results, strict=True) if p == path]
