@@ -172,6 +172,8 @@ def test_cli_semantic_writes_the_picture_and_its_regions(capsys, shared_images, 
         (["--style-masks", "{c}"], "--style-masks go with --masks"),
         (["--masks", "{c}", "{c}", "--style-masks", "{c}"], "1 style masks for 2 regions"),
         (["--style-mask-map", "{c}"], "--style-mask-map goes with --mask-map"),
+        (["--semantic", "2", "--tile", "96"], "tiles do not take regions"),
+        (["--masks", "{c}", "--tile", "96"], "tiles do not take regions"),
     ],
 )
 def test_cli_bad_regions_are_one_line_exit_2(extra, fragment, capsys, shared_images, tmp_path, monkeypatch):
@@ -208,3 +210,40 @@ def test_cli_semantic_refuses_masks_in_a_batch(capsys, shared_images, tmp_path):
                      "--semantic", "2", "--style-loss", "wasserstein"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE and len(err.splitlines()) == 1 and "need the Gram style loss" in err, err
+
+
+def test_semantic_run_resumes_bitwise_and_other_regions_are_refused(model, small_pair, tmp_path):
+    """A run guided by found regions, stopped and resumed from its checkpoint, gives the
+    uninterrupted run's image; a resume with other regions is refused, naming the masks."""
+    from jnst.checkpoint import CheckpointError, Checkpoints
+
+    content, style = small_pair
+    cfg = StyleConfig(steps=6, chunk_size=1, scales=(32,))
+    found = semantic.regions(content, style, 2, model=model).masks
+    reference = stylize(content, style, cfg, masks=found, model=model).image
+
+    def stop(done: int, *_) -> None:
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    folder = tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        stylize(content, style, cfg, masks=found, model=model, callback=stop,
+                checkpoints=Checkpoints(folder, every_steps=1))  # fmt: skip
+    resumed = stylize(content, style, cfg, masks=found, model=model, checkpoints=Checkpoints(folder, resume=True))
+    np.testing.assert_array_equal(resumed.image, reference)
+    swapped = masks.GuidedMasks(found.content, (found.style[0][::-1].copy(),))
+    with pytest.raises(CheckpointError, match="style masks"):
+        stylize(content, style, cfg, masks=swapped, model=model, checkpoints=Checkpoints(folder, resume=True))
+
+
+def test_cli_semantic_refuses_tiles_the_memory_plan_chose(capsys, shared_images, tmp_path, monkeypatch):
+    """Tiles chosen by the memory policy (no --tile) and regions: one line, exit 2, before the run."""
+    monkeypatch.setattr(importlib.import_module("jnst.cli.single"), "memory_plan", lambda *a: 96)
+    monkeypatch.setattr(
+        importlib.import_module("jnst.stylize"), "stylize", lambda *a, **k: pytest.fail("the run started")
+    )
+    code = cli.main(["stylize", str(shared_images / "golden_gate.jpg"), str(shared_images / "shipwreck.jpg"),
+                     "--semantic", "2", "--size", "48", "-o", str(tmp_path / "o.png")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and len(err.splitlines()) == 1 and "needs tiles of 96 px" in err, err
