@@ -124,6 +124,24 @@ def test_sweep_gives_one_image_per_value(client, pair_bytes):
     assert client.get(f"/api/jobs/{job_id}/image?item=2").status_code == 404
 
 
+def test_semantic_job_shows_its_regions_beside_the_image(client, pair_bytes):
+    """With ``semantic``, the job finds regions first: their picture (photo then painting, as
+    ``OUT_regions.png``) is served, kept in the folder, and told by the status."""
+    job_id = start(client, pair_bytes, {**QUICK, "semantic": 2})
+    status = wait(client, job_id)
+    assert status["state"] == "done" and status["regions"] is True, status
+    regions = client.get(f"/api/jobs/{job_id}/regions")
+    image = png(client.get(f"/api/jobs/{job_id}/image").content)
+    shown = png(regions.content)
+    assert shown.height == image.height and shown.width > 2 * image.width
+    folder = client.app.state.queue.get(job_id).folder
+    assert (folder / "regions.png").read_bytes() == regions.content
+    plain = start(client, pair_bytes)
+    assert wait(client, plain)["regions"] is False
+    missing = client.get(f"/api/jobs/{plain}/regions")
+    assert missing.status_code == 404 and "no semantic setting" in missing.json()["error"]
+
+
 def test_stop_keeps_the_current_image(client, pair_bytes):
     job_id = start(client, pair_bytes, {**QUICK, "steps": 400})
     wait(client, job_id, lambda status: status["step"] > 0)
@@ -250,6 +268,8 @@ BAD_SETTINGS = {
     "sweep name": ({"sweep": {"name": "lr", "values": [1]}}, "sweep must be"),
     "sweep too long": ({"sweep": {"name": "tv_weight", "values": [1] * 7}}, "a sweep takes 1 to 6 values, got 7"),
     "seed preset's steps": ('{"preset": "seed"}', "runs 3001 steps, more than this server's"),
+    "no regions": ({"semantic": 0}, 'semantic must be a whole number from 1 to 8 or "auto", got 0'),
+    "regions a word": ({"semantic": "two"}, 'semantic must be a whole number from 1 to 8 or "auto", got "two"'),
 }
 
 

@@ -113,3 +113,18 @@ def test_the_page_stylizes_live_reconnects_and_downloads(page, server_url, share
     shot = Path(os.environ.get("JNST_SERVE_SCREENSHOT") or tmp_path / "serve.png")
     page.screenshot(path=str(shot), full_page=True)
     print(f"browser: {len(previews)} distinct previews ({changes} changes), downloaded {saved.stat().st_size} bytes")
+
+
+def test_the_page_shows_the_regions_beside_the_preview(page, server_url, shared_images):
+    page.goto(server_url)
+    page.wait_for_selector("#preset option[value=preview]", state="attached")
+    choose(page, shared_images)
+    assert page.locator("#regions-figure").is_hidden()
+    page.select_option("#semantic", "2")
+    page.fill("#steps", "4")
+    page.click("#start")
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('done')", timeout=120_000)
+    page.wait_for_function("document.querySelector('#regions').naturalWidth > 0", timeout=30_000)
+    assert page.locator("#regions-figure").is_visible()
+    preview = page.evaluate("document.querySelector('#preview').naturalWidth")
+    assert page.evaluate("document.querySelector('#regions').naturalWidth") > 2 * preview  # photo and painting

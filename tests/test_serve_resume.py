@@ -191,3 +191,31 @@ def test_one_server_per_folder(tmp_path, capsys, model, monkeypatch):
     finally:
         queue.close()
     JobQueue(tmp_path, model).close()  # free again once closed
+
+
+def test_a_semantic_job_resumes_with_the_same_regions_and_keeps_their_picture(model, pair_bytes, tmp_path, chunks):
+    """The regions are found again after a restart, the same (a fixed seed), so the checkpoint
+    fits them and the job resumes; a finished job's regions picture comes back from its folder."""
+    seen, crash, died = chunks
+    root = tmp_path / "jobs"
+    text = json.dumps({"preset": "preview", "size": 64, "steps": 8, "semantic": 2})
+    first = JobQueue(root, model, checkpoint_every=0)
+    job_id, folder = first.new_folder()
+    for path, data in zip(input_paths(folder, 1), pair_bytes, strict=True):
+        path.write_bytes(data)
+    crash[job_id] = 3
+    first.submit(job_id, folder, read_inputs(folder, parse(text, 1), 1), text)
+    crashed(first, died)
+    regions = (folder / "regions.png").read_bytes()
+    second = JobQueue(root, model, checkpoint_every=0)
+    try:
+        status = finish(second, job_id)
+    finally:
+        second.close()
+    assert status["state"] == "done" and status["note"].startswith("resumed at step "), status
+    assert status["regions"] and (folder / "regions.png").read_bytes() == regions
+    third = JobQueue(root, model, checkpoint_every=0)
+    try:
+        assert third.get(job_id).regions == regions and third.status(third.get(job_id))["regions"]
+    finally:
+        third.close()

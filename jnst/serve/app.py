@@ -120,6 +120,13 @@ def create_app(root: Path, model: Model | None = None, max_upload: int = MAX_UPL
             raise HTTPException(404, "no image yet: the first chunk has not finished")
         return Response(pngs[int(item)], media_type="image/png", headers={"Cache-Control": "no-store"})
 
+    async def job_regions(request: Request) -> Response:
+        """The photo's and the paintings' regions of a job with ``semantic`` settings."""
+        job = job_of(request)
+        if job.regions is None:
+            raise HTTPException(404, "no regions: this job has no semantic setting, or has not found them yet")
+        return Response(job.regions, media_type="image/png", headers={"Cache-Control": "no-store"})
+
     async def job_events(request: Request) -> Response:
         job = job_of(request)
 
@@ -157,6 +164,7 @@ def create_app(root: Path, model: Model | None = None, max_upload: int = MAX_UPL
         Route("/api/jobs/{job_id}", job_status),
         Route("/api/jobs/{job_id}", stop_job, methods=["DELETE"]),
         Route("/api/jobs/{job_id}/image", job_image),
+        Route("/api/jobs/{job_id}/regions", job_regions),
         Route("/api/jobs/{job_id}/events", job_events),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

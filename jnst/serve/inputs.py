@@ -22,13 +22,15 @@ from jnst.vgg import min_side
 class Inputs:
     """What a job paints: decoded inputs and one config per output image (several: a sweep).
 
-    ``labels`` name the outputs (``"style_weight 0.3"``), empty for a single image.
+    ``labels`` name the outputs (``"style_weight 0.3"``), empty for a single image; ``semantic``
+    the regions to find (N, 0 for auto; None: none).
     """
 
     content: np.ndarray
     styles: list[np.ndarray]
     configs: list[StyleConfig]
     labels: list[str] = field(default_factory=list)
+    semantic: int | None = None
 
 
 def input_paths(folder: Path, styles: int) -> list[Path]:
@@ -51,4 +53,4 @@ def read_inputs(folder: Path, settings: settings_lib.Settings, styles: int) -> I
         if min(image.shape[:2]) < smallest:
             h, w = image.shape[:2]
             raise ValueError(f"{what} is {w}x{h} at this size; every side needs {smallest} px: choose a larger size")
-    return Inputs(content, style_images, settings.configs, settings.labels)
+    return Inputs(content, style_images, settings.configs, settings.labels, settings.semantic)

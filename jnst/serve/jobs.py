@@ -9,10 +9,12 @@ Jobs survive a restart. Each has a folder under the queue's folder, named by its
 inputs under the server's names (``content``, ``style-0`` …: :mod:`jnst.serve.inputs`),
 ``job.json`` (its settings as sent and its place in the order of submission), its checkpoint
 while it runs (``checkpoints/``, see :mod:`jnst.checkpoint`) and, once finished, its images and
-``finished.json``. A new queue on the folder takes the jobs back in their order under their ids:
-finished ones as they ended, the others queued again, each resuming from its checkpoint (one that
-is refused, e.g. after an upgrade, restarts from step 0 with a note). Closing the queue ends the
-running job after its chunk with a checkpoint, unfinished, for the next queue to resume.
+``finished.json``; a job with ``semantic`` regions also ``regions.png``, the photo's and the
+paintings' matched regions, as soon as they are found. A new queue on the folder takes the jobs
+back in their order under their ids: finished ones as they ended, the others queued again, each
+resuming from its checkpoint (one that is refused, e.g. after an upgrade, restarts from step 0
+with a note). Closing the queue ends the running job after its chunk with a checkpoint,
+unfinished, for the next queue to resume.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jnst import images
+from jnst import images, semantic
 from jnst.checkpoint import CheckpointError, Checkpoints, Position
 from jnst.schedule import pass_plan
 from jnst.serve import settings as settings_lib
@@ -52,6 +54,7 @@ KEEP_FINISHED = 50
 # than double a 64 px job (0.16 s a chunk); every 20 s it costs 1 to 3 %.
 CHECKPOINT_SECONDS = 20.0
 JOB_FILE, FINISHED_FILE, CHECKPOINTS, LOCK_FILE = "job.json", "finished.json", "checkpoints", ".lock"
+REGIONS_FILE = "regions.png"
 # What finished.json keeps of a job, besides how many images it has.
 ENDED = ("state", "step", "total_steps", "loss", "error", "labels", "note")
 
@@ -80,6 +83,7 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event)
     note: str | None = None  # how a restart took it back: resumed at a step, or restarted
     chunks: list[dict] = field(default_factory=list)  # the status at each chunk's end, for the stream
+    regions: bytes | None = None  # with semantic regions: the picture of them (PNG), once found
 
     def status(self, place: int | None) -> dict:
         """The JSON the API returns: state, progress, place in the queue (1: next), error, note."""
@@ -99,6 +103,7 @@ class Job:
             "labels": self.labels,
             "error": self.error,
             "note": self.note,
+            "regions": self.regions is not None,
         }
 
 
@@ -261,7 +266,8 @@ class JobQueue:
         if (folder / FINISHED_FILE).exists():
             ended = json.loads((folder / FINISHED_FILE).read_text())
             pngs = [(folder / f"image-{i}.png").read_bytes() for i in range(ended["images"])]
-            return Job(folder.name, folder, None, pngs=pngs, **{k: ended[k] for k in ENDED})
+            regions = (folder / REGIONS_FILE).read_bytes() if (folder / REGIONS_FILE).exists() else None
+            return Job(folder.name, folder, None, pngs=pngs, regions=regions, **{k: ended[k] for k in ENDED})
         try:
             settings = settings_lib.parse(record["settings"], record["styles"])
             inputs = read_inputs(folder, settings, record["styles"])
@@ -344,9 +350,18 @@ class JobQueue:
             every_steps=0 if every else 1, every_seconds=every, resume=resume,
         )  # fmt: skip
         inputs = job.inputs
+        masks = None
+        if inputs.semantic is not None:  # the same regions every time (a fixed seed): a resume fits its checkpoint
+            found = semantic.regions(inputs.content, inputs.styles, inputs.semantic, model=self.model)
+            masks, picture = found.masks, png_bytes(semantic.regions_image(inputs.content, inputs.styles, found))
+            with contextlib.suppress(OSError):
+                (job.folder / REGIONS_FILE).write_bytes(picture)
+            with self.lock:
+                job.regions = picture
         try:
             stylize_batch([inputs.content], inputs.styles, inputs.configs, model=self.model, checkpoints=checkpoints,
-                          callback=lambda step, terms, imgs: self._on_chunk(job, step, terms, imgs))  # fmt: skip
+                          callback=lambda step, terms, imgs: self._on_chunk(job, step, terms, imgs),
+                          masks=masks)  # fmt: skip
         except _Stop:
             if not job.stop.is_set():
                 checkpoints.save_latest()

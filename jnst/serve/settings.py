@@ -16,19 +16,22 @@ from jnst.config import SWEEPABLE, StyleConfig, preset
 MIN_SIZE, MAX_SIZE = 32, 1024
 MAX_STEPS = 2000
 MAX_SWEEP = 6
+MAX_REGIONS = 8  # "semantic": N regions a side, or "auto"
 DEFAULT_SIZE = 256
 # Settings that are a StyleConfig field, and what they hold.
 NUMBERS = ("content_weight", "style_weight", "tv_weight")
-KEYS = ("preset", "size", "steps", "color", "style_blend", "sweep", *NUMBERS)
+KEYS = ("preset", "size", "steps", "color", "style_blend", "sweep", "semantic", *NUMBERS)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """A job's output size (long side), one config per output image, and their labels."""
+    """A job's output size (long side), one config per output image, their labels, and the
+    regions ``--semantic`` would find (N, 0 for auto; None: none)."""
 
     size: int
     configs: list[StyleConfig]
     labels: list[str]
+    semantic: int | None = None
 
 
 def _number(name: str, value: object) -> float:
@@ -49,7 +52,8 @@ def parse(text: str, styles: int) -> Settings:
     Keys: ``preset`` (a name of :data:`jnst.PRESETS`), ``size`` (long side, px), ``steps``,
     ``content_weight``, ``style_weight`` (the style strength), ``tv_weight``, ``color``
     (colour preservation), ``style_blend`` (one weight per style) and ``sweep``
-    (``{"name": "style_weight", "values": [0.3, 1, 3]}``: one image per value).
+    (``{"name": "style_weight", "values": [0.3, 1, 3]}``: one image per value) and ``semantic``
+    (a number of regions or ``"auto"``: regions found and matched, :mod:`jnst.semantic`).
     """
     try:
         given = json.loads(text or "{}")
@@ -77,8 +81,20 @@ def parse(text: str, styles: int) -> Settings:
     if config.total_steps(1) > MAX_STEPS:
         raise ValueError(f"the {name} preset runs {config.steps} steps, more than this server's {MAX_STEPS}")
     size = _whole("size", given.get("size", DEFAULT_SIZE), MIN_SIZE, MAX_SIZE)
+    semantic = None
+    if "semantic" in given:
+        if given["semantic"] != "auto":
+            try:
+                semantic = _whole("semantic", given["semantic"], 1, MAX_REGIONS)
+            except ValueError:
+                raise ValueError(f'semantic must be a whole number from 1 to {MAX_REGIONS} or "auto", '
+                                 f"got {json.dumps(given['semantic'])}") from None  # fmt: skip
+        else:
+            semantic = 0
+        if config.style_loss != "gram":
+            raise ValueError(f"semantic regions need the Gram style loss; the {name} preset has {config.style_loss}")
     if "sweep" not in given:
-        return Settings(size, [config], [])
+        return Settings(size, [config], [], semantic)
     sweep = given["sweep"]
     fields = sorted(SWEEPABLE)
     if not isinstance(sweep, dict) or sweep.get("name") not in fields or not isinstance(sweep.get("values"), list):
@@ -87,4 +103,4 @@ def parse(text: str, styles: int) -> Settings:
     if not 1 <= len(values) <= MAX_SWEEP:
         raise ValueError(f"a sweep takes 1 to {MAX_SWEEP} values, got {len(values)}")
     configs = [config.replace(**{sweep["name"]: v}) for v in values]
-    return Settings(size, configs, [f"{sweep['name']} {v:g}" for v in values])
+    return Settings(size, configs, [f"{sweep['name']} {v:g}" for v in values], semantic)

@@ -63,6 +63,8 @@ function settings() {
   if (styles.length > 1) s.style_blend = [...document.querySelectorAll(".blend")].map((b) => Number(b.value));
   const values = $("sweep-values").value.trim();
   if (values) s.sweep = { name: $("sweep-name").value, values: values.split(/[\s,]+/).map(Number) };
+  const regions = $("semantic").value;
+  if (regions) s.semantic = regions === "auto" ? "auto" : Number(regions);
   return s;
 }
 
@@ -106,10 +108,17 @@ function showImages(st) {
   );
 }
 
+function showRegions(st) {
+  const figure = $("regions-figure");
+  if (st.regions && figure.hidden) $("regions").src = `/api/jobs/${jobId}/regions`;
+  figure.hidden = !st.regions;
+}
+
 function update(st) {
   $("status").textContent = describe(st);
   showError(st.error);
   showImages(st);
+  showRegions(st);
   const finished = FINISHED.includes(st.state);
   $("stop").disabled = finished;
   $("start").disabled = !finished;
@@ -123,6 +132,7 @@ async function watch(id) {
   jobId = id;
   picked = 0;
   shown = null;
+  $("regions-figure").hidden = true;
   history.replaceState(null, "", `#job=${id}`);
   const response = await fetch(`/api/jobs/${id}`);
   const body = await json(response);
