@@ -1,7 +1,9 @@
 """A picture too big for memory, one tile at a time, with the whole picture's exact gradient.
 
 The objective depends on the picture only through sums over positions: each style layer's
-Gram sum ``sum_p F_p F_p^T`` and each content layer's sums of ``d^2`` and ``|d|``, ``d`` the
+Gram sum ``sum_p F_p F_p^T`` (with masks, each region's ``sum_p m_r(p)^2 F_p F_p^T``, the mask
+windowed to the tile like the features; the masses ``sum_p m_r(p)^2`` are the whole picture's,
+from the targets) and each content layer's sums of ``d^2`` and ``|d|``, ``d`` the
 difference to the content's activations (total variation is local and cheap, and is computed
 on the whole picture). So a step runs forward over tiles, adds up their sums into the
 picture's, hence its loss and the loss's gradient ``g`` with respect to the sums; then, with
@@ -64,7 +66,12 @@ def _sums(
     for name, _ in config.style_layers:
         if name in acts:
             f = acts[name].astype(jnp.float32)
-            f = f * _interior_mask(tile, f.shape[1:3], stride(name) // unit)
+            s = stride(name) // unit
+            f = f * _interior_mask(tile, f.shape[1:3], s)
+            if name in targets.masks:  # each region's masked sum (R, C, C), the mask windowed like ``f``
+                m = targets.masks[name]
+                m = jax.lax.dynamic_slice(m, (0, tile[4] // s, tile[5] // s), (m.shape[0], *f.shape[1:3]))
+                f = m[..., None] * f
             sums["gram/" + name] = losses.gram_sum(f)
     for name, _ in config.content_layers:
         if name in acts:
@@ -164,7 +171,13 @@ def _loss_of_sums(
     )
     style = 0.0
     for n, w in weights.style_layers.items():
-        style += w * losses.squared_error(sums["gram/" + n] / positions(hw, n), targets.grams[n], norm)
+        if n in targets.masks:  # :func:`jnst.losses.guided_gram_loss`, the masses the whole picture's
+            mass = jnp.sum(jnp.square(targets.masks[n]), axis=(1, 2))
+            grams = sums["gram/" + n] / jnp.maximum(mass, 1e-8)[:, None, None]
+            per_region = jax.vmap(lambda g, t: losses.squared_error(g, t, norm))(grams, targets.grams[n])
+            style += w * jnp.sum(mass / positions(hw, n) * per_region)
+        else:
+            style += w * losses.squared_error(sums["gram/" + n] / positions(hw, n), targets.grams[n], norm)
     return weigh(content, style, jnp.zeros((), jnp.float32), weights)  # TV: on the whole picture, by the caller
 
 
