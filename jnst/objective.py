@@ -11,6 +11,7 @@ from flax import nnx
 from jnst import losses
 from jnst.config import REFERENCE_SIDE, StyleConfig
 from jnst.targets import Targets
+from jnst.temporal import temporal_loss
 from jnst.vgg import features
 
 Array = jax.Array
@@ -71,7 +72,11 @@ def objective(
         )
     else:
         style = losses.style_loss(acts, targets.grams, weights.style_layers, norm)
-    return weigh(content, style, losses.total_variation_loss(image), weights)
+    total, terms = weigh(content, style, losses.total_variation_loss(image), weights)
+    if targets.temporal:  # a video frame's (jnst.temporal); a still has none
+        temporal = temporal_loss(image, targets.temporal)
+        return total + temporal, {**terms, "temporal": temporal}
+    return total, terms
 
 
 def weigh(content: Array, style: Array, tv: Array, weights: Weights) -> tuple[Array, dict[str, Array]]:

@@ -29,6 +29,7 @@ from jnst.masks import GuidedMasks
 from jnst.objective import Weights
 from jnst.schedule import next_pass, pass_plan
 from jnst.targets import compute_targets
+from jnst.temporal import Temporal
 from jnst.vgg import Model
 
 Array = jax.Array
@@ -67,6 +68,7 @@ def stylize(
     tile: int = 0,
     checkpoints: Checkpoints | None = None,
     on_tile: Callable[[str, int, int], None] | None = None,
+    temporal: Temporal | None = None,
 ) -> StyleResult:
     """Paint ``content`` in the style of ``style`` (float (H, W, 3) RGB in [0, 1]).
 
@@ -83,13 +85,14 @@ def stylize(
     ``tile`` > 0 computes each pass bigger than ``tile`` px tile by tile (see
     :func:`stylize_batch`; ``on_tile(sweep, done, count)`` hears of each tile).
     ``checkpoints`` saves the run's position as it goes, or resumes it
-    (:class:`jnst.checkpoint.Checkpoints`).
+    (:class:`jnst.checkpoint.Checkpoints`). ``temporal`` adds a video frame's temporal loss
+    (:mod:`jnst.temporal`, :mod:`jnst.video`).
     """
     on_chunk = None if callback is None else lambda step, terms, images: callback(step, terms[0], images[0])
     inits = None if init_image is None else [init_image]
     (result,) = stylize_batch([content], style, [config or StyleConfig()], masks=masks, init_images=inits,
                               model=model, callback=on_chunk, shard=shard, devices=devices, tile=tile,
-                              checkpoints=checkpoints, on_tile=on_tile)  # fmt: skip
+                              checkpoints=checkpoints, on_tile=on_tile, temporal=temporal)  # fmt: skip
     return result
 
 
@@ -107,6 +110,7 @@ def stylize_batch(
     tile: int = 0,
     checkpoints: Checkpoints | None = None,
     on_tile: Callable[[str, int, int], None] | None = None,
+    temporal: Temporal | None = None,
 ) -> list[StyleResult]:
     """:func:`stylize` for a batch, optimised together as one compiled program (``vmap``).
 
@@ -124,9 +128,12 @@ def stylize_batch(
     ``checkpoints`` is told the run's position after every chunk, and gives the position to resume
     from; a resumed run's result is bitwise the uninterrupted one's. A NaN or Inf in the loss or
     the pixels raises :class:`jnst.loop.DivergedError` at the chunk where it appears, before the
-    callback or a checkpoint sees it.
+    callback or a checkpoint sees it. ``temporal`` (one image, untiled) adds a video frame's
+    temporal loss to every pass's targets.
     """
     batch = Batch.of(contents, style, configs, masks, init_images)
+    if temporal is not None and (batch.size > 1 or tile):
+        raise ValueError("a temporal loss takes one image, untiled")
     config, compiled, n, backend = batch.configs[0], batch.configs[0].compiled_part(), batch.size, jax.default_backend()
     if tile:
         tiles.check_run(tile, config.layers, n, shard, masks is not None, config.style_loss)
@@ -161,6 +168,8 @@ def stylize_batch(
             pass_masks = batch.masks_at(p.hw)
             style_masks = batch.style_masks_at(p)
             targets = stack([compute_targets(model, c, s, cfg, pass_masks, style_masks) for (c, s), cfg in each])
+            if temporal is not None:
+                targets = targets._replace(temporal=temporal.at(p.hw))
             state, targets, weights = placement.put((state, targets, weights))
             run = functools.partial(run_chunk, *net, targets, weights, unroll=backend == "cpu", batched=n > 1,
                                     split=placement.split)  # fmt: skip

@@ -25,13 +25,15 @@ class Targets(NamedTuple):
     matrices (R, C, C) per style layer, R = 1 for one (or a blend of) style images, else one per
     masked region. ``masks``: per style layer, the regions' masks (R, h, w) at that layer's
     resolution; empty without masks. ``gaussians``: for the Wasserstein style loss, the style
-    features' mean, covariance and covariance square root per style layer.
+    features' mean, covariance and covariance square root per style layer. ``temporal``: a video
+    frame's earlier outputs warped onto it (:class:`jnst.temporal.Temporal`); ``()`` for a still.
     """
 
     content: dict[str, Array]
     grams: dict[str, Array]
     masks: dict[str, Array]
     gaussians: dict[str, tuple[Array, Array, Array]]
+    temporal: tuple = ()
 
 
 _STATIC = ("graphdef", "layers", "padding")
