@@ -77,3 +77,15 @@ def test_temporal_at_resizes_and_keeps_itself_at_its_size():
 
 def test_a_still_has_no_temporal_term():
     assert Targets({}, {}, {}, {}).temporal == ()
+
+
+def test_stylize_with_a_temporal_term_reports_it_and_pulls_towards_the_warped_image(model, small_pair):
+    from jnst import StyleConfig, stylize
+
+    content, style = small_pair
+    cfg = StyleConfig(steps=6, chunk_size=3)
+    h, w = content.shape[:2]
+    t = Temporal.of(np.asarray(content, np.float32)[None], np.ones((1, h, w)), 1e4)
+    pulled = stylize(content, style, cfg, model=model, temporal=t)
+    free = stylize(content, style, cfg, model=model)
+    assert np.abs(pulled.image - content).mean() <= np.abs(free.image - content).mean() + 1e-6
