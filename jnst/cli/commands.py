@@ -1,4 +1,4 @@
-"""The subcommands: ``stylize`` (which hands over to the one- or many-image run), ``convert``,
+"""The subcommands: ``stylize`` (which hands over to the one- or many-image run), ``video``, ``convert``,
 ``samples``, ``presets``, ``layers`` and ``serve``."""
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ def _stylize(args: argparse.Namespace) -> int:
     if isinstance(args.output, OutputFolder) or args.sweep:
         return stylize_many(args, cfg)
     return stylize_one(args, cfg)
+
+
+def _video(args: argparse.Namespace) -> int:
+    from jnst.cli.video import run_video
+
+    return run_video(args)
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -77,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "stylize": _stylize,
+    "video": _video,
     "convert": _convert,
     "samples": _samples,
     "presets": _presets,

