@@ -50,8 +50,8 @@ from report import fmt, table
 from jnst import flow, images, video_io
 from jnst.config import StyleConfig
 from jnst.stylize import stylize
-from jnst.video import VideoConfig, stylize_video
 from jnst.vgg import Model
+from jnst.video import VideoConfig, stylize_video
 
 CLIPS = {"pan": ("tubingen.jpg", "starry_night.jpg"), "zoom": ("golden_gate.jpg", "the_scream.jpg")}
 PAN_PX, ZOOM = 3, 1.02
@@ -106,8 +106,8 @@ def flow_errors(clip: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, f
     """Each flow method's mean endpoint error (px) against the true backward flow."""
     out = {}
     for method in flow.METHODS:
-        errs = [flow.endpoint_error(flow.flow(clip[t + 1], clip[t], method), f, inside(f)) for t, f in enumerate(truths)]
-        out[method] = float(np.mean(errs))
+        found = [flow.flow(clip[t + 1], clip[t], method) for t in range(len(truths))]
+        out[method] = float(np.mean([flow.endpoint_error(g, f, inside(f)) for g, f in zip(found, truths, strict=True)]))
     return out
 
 
@@ -181,7 +181,8 @@ def render(data: dict[str, object]) -> str:
             s_ind, s_vid = np.mean(ind["style"][later]), np.mean(vid["style"][later])
             c_ind, c_vid = np.mean(ind["content"][later]), np.mean(vid["content"][later])
             worst = max(v / i for v, i in zip(vid["style"][later], ind["style"][later], strict=True))
-            row["style error (indep. → video)"] = f"{fmt(s_ind)} → {fmt(s_vid)} ({s_vid / s_ind:.2f}×, worst {worst:.2f}×)"
+            ratio = f"{s_vid / s_ind:.2f}×, worst {worst:.2f}×"
+            row["style error (indep. → video)"] = f"{fmt(s_ind)} → {fmt(s_vid)} ({ratio})"
             row["content error"] = f"{fmt(c_ind)} → {fmt(c_vid)} ({c_vid / c_ind:.2f}×)"
         row["flow EPE px (DIS, Farneback)"] = ", ".join(f"{r['flow_epe'][k]:.2f}" for k in flow.METHODS)
         rows.append(row)
@@ -211,8 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_clip(args, name, model) for name in args.clips.split(",")]
     if args.peer_python:
         score(args.peer_python, results)
-    data = {"command": " ".join(["python", "benchmarks/video.py", *(argv or sys.argv[1:])]), "results": results,
-            "machine": describe(), "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    data = {
+        "command": " ".join(["python", "benchmarks/video.py", *(argv or sys.argv[1:])]),
+        "results": results,
+        "machine": describe(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=1))
     if args.docs:
