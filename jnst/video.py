@@ -46,7 +46,7 @@ class VideoConfig:
     """
 
     frame_steps: int = 24
-    temporal_weight: float = 1000.0
+    temporal_weight: float = 300.0
     long_term: int = 1
     flow: str = "dis"
 

@@ -65,12 +65,12 @@ def frame_size(hw: tuple[int, int], long_side: int, encoded: bool) -> tuple[int,
     return (max(2, h - h % 2), max(2, w - w % 2)) if encoded else (h, w)
 
 
-def read(path: os.PathLike | str, long_side: int, *, even: bool = False, fps: Fraction | None = None) -> Clip:
+def read(path: os.PathLike | str, long_side: int, *, even: bool = False, fps: float | None = None) -> Clip:
     """The clip at ``path`` (a video file, or a folder of frames sorted by name, played at
     ``fps``, 24 when None), resized to ``long_side`` px (even sides with ``even``)."""
     path = Path(path)
     if path.is_dir():
-        return _read_folder(path, long_side, even, fps or DEFAULT_FPS)
+        return _read_folder(path, long_side, even, Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FPS)
     if not path.is_file():
         raise VideoError(f"{path}: no such file or folder")
     if path.suffix.lower() in ANIMATED:  # FFmpeg does not decode animated WebP
