@@ -136,7 +136,7 @@ def stylize_batch(
         raise ValueError("a temporal loss takes one image, untiled")
     config, compiled, n, backend = batch.configs[0], batch.configs[0].compiled_part(), batch.size, jax.default_backend()
     if tile:
-        tiles.check_run(tile, config.layers, n, shard, masks is not None, config.style_loss)
+        tiles.check_run(tile, config.layers, n, shard, config.style_loss)
     passes = pass_plan(batch.hw, batch.style_hws, config, backend)
     model = Model.create(pooling=config.pooling) if model is None else model
     net = (model.graphdef, model.params)
@@ -160,13 +160,13 @@ def stylize_batch(
         else:
             state = stack([next_pass(s, p.hw, compiled) for s in unstack(state, n)])
         each = list(zip(items, batch.configs, strict=True))
+        pass_masks, style_masks = batch.masks_at(p.hw), batch.style_masks_at(p)
         if tiled:
-            targets = stack([tiled_targets.compute_targets(*net, c, s, cfg, tile) for (c, s), cfg in each])
+            targets = stack([tiled_targets.compute_targets(*net, c, s, cfg, tile, pass_masks, style_masks)
+                             for (c, s), cfg in each])  # fmt: skip
             replicas = tiled_objective.replicate(model.params, targets, placement.tile_devices)
             run = functools.partial(tiled_loop.run_steps, tiling, model.graphdef, replicas, weights, on_tile=on_tile)
         else:
-            pass_masks = batch.masks_at(p.hw)
-            style_masks = batch.style_masks_at(p)
             targets = stack([compute_targets(model, c, s, cfg, pass_masks, style_masks) for (c, s), cfg in each])
             if temporal is not None:
                 targets = targets._replace(temporal=temporal.at(p.hw))

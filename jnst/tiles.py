@@ -122,14 +122,14 @@ def check_tile(tile: int, layers: Iterable[str]) -> None:
         raise ValueError(f"tiles of {tile} px break VGG19's pooling grid for these layers: use a multiple of {step} px")
 
 
-def check_run(tile: int, layers: Iterable[str], items: int, shard: str, masked: bool, style_loss: str = "gram") -> None:
+def check_run(tile: int, layers: Iterable[str], items: int, shard: str, style_loss: str = "gram") -> None:
     """Refuse, with one line, tiles of ``tile`` px for ``layers`` (:func:`check_tile`), or for a run
-    that they do not tile: a batch of several ``items``, masks, one split by ``shard`` (tiles
-    spread over the devices themselves), or a style loss other than Gram's (the tiles add up
-    Gram sums; a Wasserstein loss would silently become a Gram loss)."""
+    that they do not tile: a batch of several ``items``, one split by ``shard`` (tiles spread
+    over the devices themselves), or a style loss other than Gram's (the tiles add up Gram sums,
+    masked ones for regions; a Wasserstein loss would silently become a Gram loss)."""
     check_tile(tile, layers)
-    if items > 1 or shard != "none" or masked:
-        raise ValueError("tiles work on one image, without masks or --shard (they spread over the devices)")
+    if items > 1 or shard != "none":
+        raise ValueError("tiles work on one image, without --shard (they spread over the devices)")
     if style_loss != "gram":
         raise ValueError(f"tiles compute the Gram style loss only, not {style_loss!r}: give the run the memory "
                          "to go whole (--max-memory) or use --style-loss gram")  # fmt: skip

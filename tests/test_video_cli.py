@@ -174,3 +174,34 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_written_video(tmp_path, caps
     monkeypatch.undo()
     assert main(["video", source, str(style_path), "-o", str(out), *FAST, "--resume"]) == 0
     assert video_io.probe(out)["frames"] == 2
+
+
+def test_masks_follow_the_motion():
+    from jnst.masks import GuidedMasks
+    from jnst.video import _masks_along
+
+    masks = np.zeros((2, 16, 32), np.float32)
+    masks[0, :, 10:15], masks[1] = 1.0, 0.5
+    backward = np.zeros((16, 32, 2), np.float32)
+    backward[..., 0] = 3.0  # frame t's pixel x shows what frame t-1 shows at x + 3
+    moved = _masks_along(GuidedMasks(masks, (np.ones((2, 8, 8), np.float32),)), backward)
+    np.testing.assert_allclose(moved.content[0, :, 7:12], 1.0)
+    assert moved.content[0, :, 12:].max() == 0.0 and moved.content[0, :, :7].max() == 0.0
+    np.testing.assert_allclose(moved.content[1], 0.5)
+    assert moved.style is not None and moved.style[0].shape == (2, 8, 8)  # the paintings' side stays
+
+
+def test_masks_and_semantic_regions_work_on_a_clip(tmp_path, style_path, shared_images):
+    from PIL import Image
+
+    frames = _folder(tmp_path / "frames", _frames(3))
+    left = np.zeros(HW, np.uint8)
+    left[:, : HW[1] // 2] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    Image.fromarray(255 - left).save(tmp_path / "right.png")
+    styles = [str(style_path), str(shared_images / "the_scream.jpg")]
+    masks = ["--masks", str(tmp_path / "left.png"), str(tmp_path / "right.png")]
+    assert main(["video", str(frames), *styles, "-o", str(tmp_path / "masked") + "/", *masks, *FAST]) == 0
+    assert main(["video", str(frames), *styles, "-o", str(tmp_path / "semantic.gif"), "--semantic", "2", *FAST]) == 0
+    assert (tmp_path / "semantic_regions.png").is_file()
+    assert len(video_io.read(tmp_path / "semantic.gif", 64).frames) == 3

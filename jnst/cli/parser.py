@@ -107,8 +107,8 @@ def add_regions(inputs) -> None:
     )
 
 
-def add_look(s):
-    """The look: weights, layers, colour, losses; returns the group (``stylize`` adds ``--sweep``)."""
+def add_look(s, sweep: bool = False) -> None:
+    """The look: weights, layers, colour, losses (and, for ``stylize``, ``--sweep``)."""
     look = s.add_argument_group("look")
     look.add_argument("--preset", default="default", choices=list(config_lib.PRESETS), help="starting config")
     look.add_argument(
@@ -127,6 +127,13 @@ def add_look(s):
     )
     look.add_argument("--tv-weight", type=non_negative_float, metavar="WEIGHT", help="total-variation loss weight")
     look.add_argument("--style-blend", type=non_negative_float, nargs="+", metavar="W", help="one weight per style")
+    if sweep:
+        look.add_argument(
+            "--sweep",
+            type=_sweep,
+            metavar="WEIGHT=V1,V2,...",
+            help=f"one image per value of a weight ({', '.join(SWEEPABLE)}), run as one batch, and a contact sheet",
+        )
     look.add_argument(
         "--style-scale",
         type=positive_float,
@@ -145,8 +152,6 @@ def add_look(s):
     look.add_argument(
         "--loss-norm", choices=config_lib.NORMS, help="squared errors as means, or scaled to unit gradient or target"
     )
-
-    return look
 
 
 def add_optimisation(s) -> None:
@@ -193,13 +198,7 @@ def _add_stylize(sub) -> None:
     )
     inputs.add_argument("--weights", type=Path, metavar="FILE", help="a jnst weights file (see `jnst convert`)")
 
-    look = add_look(s)
-    look.add_argument(
-        "--sweep",
-        type=_sweep,
-        metavar="WEIGHT=V1,V2,...",
-        help=f"one image per value of a weight ({', '.join(SWEEPABLE)}), run as one batch, and a contact sheet",
-    )
+    add_look(s, sweep=True)
     add_optimisation(s)
 
     dev = s.add_argument_group("devices and hosts")

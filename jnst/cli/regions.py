@@ -39,8 +39,6 @@ def mask_files(args: argparse.Namespace, styles: int, cfg: StyleConfig) -> list[
         raise UsageError("--semantic finds the regions itself: give it without --masks, --mask-map or style masks")
     if (given or args.semantic is not None) and cfg.style_loss != "gram":
         raise UsageError("regions (masks, --semantic) need the Gram style loss: leave out --style-loss wasserstein")
-    if args.tile and (given or args.semantic is not None):
-        raise UsageError("tiles do not take regions (masks, --semantic) yet: leave out --tile")
     if args.masks and args.mask_map:
         raise UsageError("give --masks or --mask-map, not both")
     if args.style_masks and not args.masks:

@@ -66,9 +66,6 @@ def stylize_one(args: argparse.Namespace, cfg: config_lib.StyleConfig) -> int:
     tile = memory_plan(args, model, cfg, passes)
     if tile is None:
         return 0
-    if tile and masks is not None:
-        raise UsageError(f"this picture needs tiles of {tile} px to fit the memory allowed, and tiles do not take "
-                         "regions (masks, --semantic) yet: give a smaller --size or more --max-memory")  # fmt: skip
     # Only once every input has loaded, so that a failed run leaves no empty snapshot folder.
     snapshot_dir = None
     if cfg.snapshot_every:
