@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jnst import flow
+from jnst import flow, images
 from jnst.config import StyleConfig
 from jnst.masks import GuidedMasks
 from jnst.stylize import stylize
@@ -71,11 +71,6 @@ def _unit(frame: np.ndarray) -> np.ndarray:
     return frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32)
 
 
-def _rounded(image: np.ndarray) -> np.ndarray:
-    """``image`` as 8 bits would store it: what a written frame reads back as."""
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.float32) / 255.0
-
-
 def _masks_along(masks: GuidedMasks | np.ndarray | None, backward: np.ndarray):
     """Content-side masks of the previous frame moved onto this one along ``backward``."""
     if masks is None:
@@ -99,13 +94,14 @@ class Frame(NamedTuple):
 
 def temporal_term(contents: Sequence[np.ndarray], outputs: Sequence[np.ndarray], t: int, weight: float,
                   video: VideoConfig):  # fmt: skip
-    """Frame ``t``'s temporal term and its starting image: the ``long_term`` most recent outputs
-    warped onto it, with exclusive reliability masks (frames before the clip: masks of 0), and
-    the previous output warped, the content where its flow is unreliable.
+    """Frame ``t``'s temporal term and its starting image (``contents``: the clip's frames, uint8
+    or float): the ``long_term`` most recent outputs warped onto it, with exclusive reliability
+    masks (frames before the clip: masks of 0), and the previous output warped, the content
+    where its flow is unreliable.
 
     Returns ``(Temporal, init, backward)``, ``backward`` the flow of frame t towards frame t-1.
     """
-    here = contents[t]
+    here = _unit(contents[t])
     warped, reliable, backward = [], [], None
     for j in range(1, video.long_term + 1):
         if t - j < 0:
@@ -145,23 +141,22 @@ def stylize_video(
     config, video = config or StyleConfig(), video or VideoConfig()
     model = Model.create(pooling=config.pooling) if model is None else model
     later = frame_config(config, video)
-    contents = [_unit(f) for f in frames]
     outputs = [_unit(f) for f in done]
     if outputs and loss_scale is None:
         raise ValueError("a resumed clip (done) needs the loss_scale its first frame gave")
     for t in range(1, len(outputs)):  # resumed: the masks where the last frame done had them
-        masks = _masks_along(masks, flow.flow(contents[t], contents[t - 1], video.flow))
-    for t in range(len(outputs), len(contents)):
+        masks = _masks_along(masks, flow.flow(frames[t], frames[t - 1], video.flow))
+    for t in range(len(outputs), len(frames)):  # each frame made float only when its turn comes
         on_chunk = None if callback is None else (lambda step, terms, _image, t=t: callback(t, step, terms))
         if t == 0:
-            result = stylize(contents[0], style, config, masks=masks, model=model, callback=on_chunk)
+            result = stylize(_unit(frames[0]), style, config, masks=masks, model=model, callback=on_chunk)
+            loss_scale = float(result.losses["total"][-1])
         else:
             weight = video.temporal_weight * loss_scale
-            temporal, init, backward = temporal_term(contents, outputs, t, weight, video)
+            temporal, init, backward = temporal_term(frames, outputs, t, weight, video)
             masks = _masks_along(masks, backward)
-            result = stylize(contents[t], style, later, masks=masks, model=model, init_image=init,
+            result = stylize(_unit(frames[t]), style, later, masks=masks, model=model, init_image=init,
                              temporal=temporal, callback=on_chunk)  # fmt: skip
-        if t == 0:
-            loss_scale = float(result.losses["total"][-1])
-        outputs.append(_rounded(result.image))
+        # As 8 bits store it, what a written frame reads back as: a resumed clip sees the same.
+        outputs.append(images.to_uint8(result.image).astype(np.float32) / 255.0)
         yield Frame(t, outputs[-1], result.losses, loss_scale)
