@@ -98,6 +98,17 @@ def gram_loss(features: jax.Array, target_gram: jax.Array, norm: str = "mean") -
     return squared_error(gram(features), target_gram, norm)
 
 
+def guided_gram_sums(features: jax.Array, masks: jax.Array) -> jax.Array:
+    """Each region's masked Gram sum ``sum_hw m_r^2 F F^T`` of (1, H, W, C) ``features`` under
+    (R, H, W) ``masks``: (R, C, C), in float32.
+
+    One :func:`gram_sum` a region, not one batched over the regions: XLA:CPU ran the batched
+    product and its gradient 2.3x slower (two regions, five style layers of a 384x192 picture:
+    231 ms a gradient against 101 ms; one plain Gram 44 ms).
+    """
+    return jnp.concatenate([gram_sum(m[None, :, :, None] * features) for m in masks])
+
+
 def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Array, norm: str = "mean") -> jax.Array:
     """Style loss over masked regions (guided Gram matrices, Gatys et al. 2017).
 
@@ -107,10 +118,8 @@ def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Ar
     region's mask value sets its style strength.
     """
     _, h, w, _ = features.shape
-    m = masks[..., None]
-    weighted = m * features
-    mass = jnp.sum(jnp.square(m), axis=(1, 2, 3))
-    grams = gram_sum(weighted) / jnp.maximum(mass, 1e-8)[:, None, None]
+    mass = jnp.sum(jnp.square(masks), axis=(1, 2))
+    grams = guided_gram_sums(features, masks) / jnp.maximum(mass, 1e-8)[:, None, None]
     per_region = jax.vmap(lambda g, t: squared_error(g, t, norm))(grams, target_grams)
     return jnp.sum(mass / (h * w) * per_region)
 

@@ -71,8 +71,9 @@ def _sums(
             if name in targets.masks:  # each region's masked sum (R, C, C), the mask windowed like ``f``
                 m = targets.masks[name]
                 m = jax.lax.dynamic_slice(m, (0, tile[4] // s, tile[5] // s), (m.shape[0], *f.shape[1:3]))
-                f = m[..., None] * f
-            sums["gram/" + name] = losses.gram_sum(f)
+                sums["gram/" + name] = losses.guided_gram_sums(f, m)
+            else:
+                sums["gram/" + name] = losses.gram_sum(f)
     for name, _ in config.content_layers:
         if name in acts:
             f = acts[name].astype(jnp.float32)

@@ -78,6 +78,36 @@ def test_gram_gradient_matches_autodiff_of_the_einsum(rng):
     )
 
 
+def test_guided_gram_of_hard_masks_is_each_regions_own_gram(rng):
+    f = jnp.asarray(rng.standard_normal((1, 4, 6, 3), np.float32))
+    left = jnp.zeros((4, 6)).at[:, :2].set(1.0)
+    masks = jnp.stack([left, 1.0 - left])
+    sums = losses.guided_gram_sums(f, masks)
+    np.testing.assert_allclose(sums[0], losses.gram_sum(f[:, :, :2])[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(sums[1], losses.gram_sum(f[:, :, 2:])[0], rtol=1e-6, atol=1e-6)
+    # Each region at its own Gram (the right region's times 4: its error is the left's, scaled):
+    targets = jnp.stack([sums[0] / 8, 4 * sums[1] / 16])
+    right_error = losses.squared_error(sums[1] / 16, targets[1])
+    assert float(losses.guided_gram_loss(f, targets, masks)) == pytest.approx(16 / 24 * float(right_error), rel=1e-5)
+
+
+def test_guided_gram_gradient_matches_autodiff_of_the_weighted_einsum(rng):
+    f = jnp.asarray(rng.standard_normal((1, 3, 4, 5), np.float32))
+    masks = jnp.asarray(rng.uniform(size=(3, 3, 4)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 5, 5), np.float32))
+
+    def reference(x):
+        flat, d = x.reshape(12, 5), jnp.square(masks).reshape(3, 12)
+        return jnp.sum(w * jnp.einsum("rp,pc,pd->rcd", d, flat, flat))
+
+    np.testing.assert_allclose(
+        jax.grad(lambda x: jnp.sum(w * losses.guided_gram_sums(x, masks)))(f),
+        jax.grad(reference)(f),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
 def _w2_reference(mean_a, cov_a, mean_b, cov_b):
     def sqrtm(m):
         w, v = np.linalg.eigh(m)
