@@ -97,9 +97,9 @@ def run_all(args: argparse.Namespace) -> list[dict[str, object]]:
             folder = Path(info["folder"])
             for system in args.systems:
                 output = folder / f"{system}.png"
+                extra = [a.format(folder=folder) for a in SYSTEMS[system]]  # "drawn" names the folder's maps
                 cmd = [sys.executable, "-m", "jnst", "stylize", str(folder / "photo.png"), str(folder / "painting.png"),
-                       "-o", str(output), "--size", str(args.size), "--quiet", *(a.format(folder=folder)
-                                                                    for a in SYSTEMS[system])]  # fmt: skip
+                       "-o", str(output), "--size", str(args.size), "--quiet", *extra]  # fmt: skip
                 record = run_jnst(cmd, output)
                 if "error" in record:
                     raise SystemExit(f"{system} on {name} failed: {record['error']}")

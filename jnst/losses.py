@@ -109,6 +109,22 @@ def guided_gram_sums(features: jax.Array, masks: jax.Array) -> jax.Array:
     return jnp.concatenate([gram_sum(m[None, :, :, None] * features) for m in masks])
 
 
+def region_mass(masks: jax.Array) -> jax.Array:
+    """Each region's ``sum_hw m_r^2`` of (R, H, W) ``masks``: what its masked Gram sum is divided by."""
+    return jnp.sum(jnp.square(masks), axis=(1, 2))
+
+
+def guided_error_from_sums(
+    sums: jax.Array, mass: jax.Array, positions: int, target_grams: jax.Array, norm: str = "mean"
+) -> jax.Array:
+    """:func:`guided_gram_loss` from each region's masked Gram sum (R, C, C) and mass (R,) over a
+    picture of ``positions``; sums and masses can be added up over parts of an image
+    (:mod:`jnst.tiled_objective`)."""
+    grams = sums / jnp.maximum(mass, 1e-8)[:, None, None]
+    per_region = jax.vmap(lambda g, t: squared_error(g, t, norm))(grams, target_grams)
+    return jnp.sum(mass / positions * per_region)
+
+
 def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Array, norm: str = "mean") -> jax.Array:
     """Style loss over masked regions (guided Gram matrices, Gatys et al. 2017).
 
@@ -118,10 +134,7 @@ def guided_gram_loss(features: jax.Array, target_grams: jax.Array, masks: jax.Ar
     region's mask value sets its style strength.
     """
     _, h, w, _ = features.shape
-    mass = jnp.sum(jnp.square(masks), axis=(1, 2))
-    grams = guided_gram_sums(features, masks) / jnp.maximum(mass, 1e-8)[:, None, None]
-    per_region = jax.vmap(lambda g, t: squared_error(g, t, norm))(grams, target_grams)
-    return jnp.sum(mass / (h * w) * per_region)
+    return guided_error_from_sums(guided_gram_sums(features, masks), region_mass(masks), h * w, target_grams, norm)
 
 
 def gaussian_fit(features: jax.Array) -> tuple[jax.Array, jax.Array]:

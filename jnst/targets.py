@@ -83,7 +83,7 @@ def _guided_sums(
     acts = features(graphdef, params, image, layers, padding)
     out = {}
     for name, m in layer_masks(masks, layers).items():
-        out[name] = (losses.guided_gram_sums(acts[name], m), jnp.sum(jnp.square(m), axis=(1, 2)))
+        out[name] = (losses.guided_gram_sums(acts[name], m), losses.region_mass(m))
     return out
 
 

@@ -173,10 +173,8 @@ def _loss_of_sums(
     style = 0.0
     for n, w in weights.style_layers.items():
         if n in targets.masks:  # :func:`jnst.losses.guided_gram_loss`, the masses the whole picture's
-            mass = jnp.sum(jnp.square(targets.masks[n]), axis=(1, 2))
-            grams = sums["gram/" + n] / jnp.maximum(mass, 1e-8)[:, None, None]
-            per_region = jax.vmap(lambda g, t: losses.squared_error(g, t, norm))(grams, targets.grams[n])
-            style += w * jnp.sum(mass / positions(hw, n) * per_region)
+            mass, grams = losses.region_mass(targets.masks[n]), sums["gram/" + n]
+            style += w * losses.guided_error_from_sums(grams, mass, positions(hw, n), targets.grams[n], norm)
         else:
             style += w * losses.squared_error(sums["gram/" + n] / positions(hw, n), targets.grams[n], norm)
     return weigh(content, style, jnp.zeros((), jnp.float32), weights)  # TV: on the whole picture, by the caller
