@@ -31,11 +31,12 @@ AUTO = 0  # n=AUTO: choose the number of regions by measurement (:func:`choose_r
 
 @dataclass(frozen=True)
 class SemanticConfig:
-    """How regions are found. ``color`` (0) and ``gain`` (0.25) were chosen by
-    ``benchmarks/regions.py`` (composites of ``../shared/images`` with known regions, scored by
-    mean IoU and matching over a small one-knob-at-a-time grid, see docs/semantic.md); the
-    other defaults were set by eye and the grid found nothing better (layers, position, blur) or
-    could not tell (sharpness, smooth, match_layers).
+    """How regions are found. ``color`` (0), ``gain`` (0.25), ``position`` (1.2) and ``blur`` (6)
+    were chosen by ``benchmarks/regions.py`` (composites of ``../shared/images`` with known
+    regions, scored by mean IoU and matching over a small one-knob-at-a-time grid) and
+    ``benchmarks/semantic.py`` (the style separation they buy), see docs/semantic.md; the other
+    defaults were set by eye and the grid found nothing better (layers) or could not tell
+    (sharpness, smooth, match_layers).
 
     Attributes:
       layers: VGG19 layers whose activations describe a position (resampled to the first's grid).
@@ -57,13 +58,13 @@ class SemanticConfig:
     layers: tuple[str, ...] = ("block3_conv1", "block4_conv1")
     match_layers: tuple[str, ...] = ("block4_conv1", "block5_conv1")
     color: float = 0.0
-    position: float = 0.6
+    position: float = 1.2
     side: int = 256
     iterations: int = 25
     restarts: int = 4
     sharpness: float = 3.0
     smooth: float = 1.5
-    blur: float = 3.0
+    blur: float = 6.0
     max_regions: int = 4
     gain: float = 0.25
     seed: int = 0
