@@ -77,6 +77,15 @@ def output_path(out: Path, size: int, content: str, style: str, system: str) -> 
     return out / str(size) / f"{content}__{style}__{system}.png"
 
 
+def output_record(path: Path, size: int, images: Path = IMAGES) -> dict[str, object]:
+    """A run of an image already written at ``path`` (named by :func:`output_path`), as
+    :func:`score` takes it: untimed (``wall_s`` 0), its content and style found in ``images``."""
+    content, style, system = parse_output_name(path)
+    return {"output": str(path), "size": size, "content": content, "style": style, "system": system,
+            "content_path": str(find_image(content, images)), "style_path": str(find_image(style, images)),
+            "wall_s": 0.0}  # fmt: skip
+
+
 def parse_output_name(path: Path) -> tuple[str, str, str]:
     """(content, style, system) from a name written by :func:`output_path`."""
     parts = path.stem.split("__")

