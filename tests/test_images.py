@@ -154,10 +154,12 @@ def test_fit_long_side():
         fit_long_side((10, 10), 0)
 
 
-def test_style_size_is_relative_to_content():
-    assert style_size((384, 512), (640, 1024)) == (320, 512)
-    assert style_size((384, 512), (640, 1024), scale=0.5) == (160, 256)
-    assert style_size((512, 384), (1528, 1200), scale=2.0) == (1024, 804)
+def test_style_size_matches_the_content_pixel_count():
+    assert style_size((384, 512), (768, 1024)) == (384, 512)  # same shape: the content's size
+    assert style_size((384, 512), (768, 1024), scale=0.5) == (192, 256)
+    # an upright painting on a square photo: the photo's 65,536 pixels, not its long side
+    assert style_size((256, 256), (1000, 800)) == (286, 229)
+    assert style_size((512, 384), (1528, 1200), scale=2.0) == (1001, 786)
     with pytest.raises(ValueError):
         style_size((10, 10), (10, 10), scale=0)
 

@@ -139,7 +139,7 @@ def add_look(s, sweep: bool = False) -> None:
         type=positive_float,
         default=1.0,
         metavar="FACTOR",
-        help="style image's long side relative to the content's (default 1)",
+        help="the style image gets FACTOR² x the content's pixel count, its own aspect kept (default 1)",
     )
     look.add_argument("--color", choices=config_lib.COLORS, help="colour preservation: luminance-only or colour match")
     look.add_argument("--style-loss", choices=config_lib.STYLE_LOSSES, help="Gram matrices or Wasserstein-2")
