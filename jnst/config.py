@@ -98,7 +98,7 @@ class StyleConfig:
       pooling: ``"max"`` or ``"avg"`` pooling inside VGG19.
       padding: the first convolution's border, ``"zero"`` (as VGG19 was trained; the default:
         over the tuning half of the quality benchmark it never raised the ruler's style error and
-        cut The Scream's by a third, against ``"replicate"``), ``"reflect"`` or ``"replicate"``
+        cut golden_gate x the_scream's by a third, against ``"replicate"``), ``"reflect"`` or ``"replicate"``
         (see :class:`jnst.vgg.VGG19`).
       compute_dtype: ``"float32"``, or ``"bfloat16"`` for VGG19's activations on GPUs and TPUs
         (losses, Gram matrices and pixels stay float32); slower than float32 on CPUs.
@@ -294,7 +294,7 @@ PRESETS: dict[str, tuple[StyleConfig, str]] = {
         "L-BFGS coarse to fine from 128 px (x1.41 a pass), 47 steps a pass (each pass 0.85x the next "
         "finer), mean-squared losses with pastiche's layer weights (style block1..4_conv1 at 10/C^2), "
         "content at block4_conv2 (alpha 0.54 at 256 px, growing with the size), zero border, "
-        "TV 1.5e6, steps limited to 0.03 a pixel. 56-92 s at 256 px on a 2-core EPYC, compilation included. "
+        "TV 1.5e6, steps limited to 0.03 a pixel. 49-77 s at 256 px on a 2-core AVX2 EPYC, compilation included. "
         "Measured against pastiche's 300 steps: see docs/quality.md.",
     ),
     "preview": (
