@@ -1,7 +1,7 @@
 """Tune the default: run a grid of jnst configs over the quality benchmark's tuning pairs, then score them.
 
   python benchmarks/sweep.py run GRID.json [--sizes 256,512] [--pairs ...] [--out out/sweep]
-  python benchmarks/sweep.py score [--out out/sweep] --peer-python .peer/bin/python [--json scores.json]
+  python benchmarks/sweep.py score [--out out/sweep] --peer-python .peer/bin/python [--base NAME] [--json scores.json]
 
 ``GRID.json`` is a list of ``{"name": ..., "changes": {StyleConfig field: value}}``; each entry is
 the default preset with its changes (lists become tuples), chunks of 5 steps whatever the device,
@@ -11,10 +11,13 @@ keeps TF32 out of the pictures) and writes ``OUT/{size}/{content}__{style}__{nam
 names :mod:`quality` writes, beside a JSON line per run with its passes (sides and steps).
 
 ``score`` rates every PNG in ``OUT/{size}`` with the ruler (``peer_ruler.py``) and HF energy as
-``quality.py`` does, against ``pastiche`` outputs copied there from a quality run, and prints
-one row per config: the worst ratio over the pairs for content, style and HF, and an estimate
-of a first CPU run's time from the steps at each pass's pixel count (:func:`cpu_seconds`).
-The winner still has to pass ``quality.py`` on the CPU: the estimate only ranks.
+``quality.py`` does and prints one row per config: its content and style error over the
+reference's on each pair (the worst and the mean of those ratios), the worst HF against the
+busier input's, and an estimate of a first CPU run's time from the steps at each pass's pixel
+count (:func:`cpu_seconds`). The reference is ``pastiche`` (outputs copied there from a quality
+run) or, with ``--base NAME``, the grid's own config ``NAME``: a change measured against the
+default it would replace. The winner still has to pass ``quality.py`` on the CPU: the
+estimate only ranks.
 """
 
 from __future__ import annotations
@@ -81,8 +84,27 @@ def run(args: argparse.Namespace) -> None:
                 print(f"{size} {content_stem}:{style_stem} {entry['name']}: {seconds:.1f} s", file=sys.stderr)
 
 
+def compare(runs: list[dict], size: int, reference: str) -> list[dict]:
+    """One row per config at ``size``: its errors over ``reference``'s on the pairs both have."""
+    mine = [r for r in runs if r["size"] == size and "content_error" in r]
+    ref = {(r["content"], r["style"]): r for r in mine if r["system"] == reference}
+    rows = []
+    for name in sorted({r["system"] for r in mine} - {reference, quality.PASTICHE}):
+        these = [r for r in mine if r["system"] == name and (r["content"], r["style"]) in ref]
+        ratios = [quality.ratios(ref[(r["content"], r["style"])], r) for r in these]
+        row = {"size": size, "name": name, "pairs": len(these)}
+        for k in ("content", "style"):
+            row[f"worst {k}"] = max((x[k] for x in ratios), default=None)
+            row[f"mean {k}"] = sum(x[k] for x in ratios) / len(ratios) if ratios else None
+        row["worst hf"] = max((x["hf"] for x in ratios), default=None)
+        row["style per pair"] = " ".join(f"{x['style']:.2f}" for x in ratios)
+        row["content per pair"] = " ".join(f"{x['content']:.2f}" for x in ratios)
+        rows.append(row)
+    return rows
+
+
 def score(args: argparse.Namespace) -> None:
-    """Ruler and HF for every output; one row per (size, config) with its worst ratios."""
+    """Ruler and HF for every output; one row per (size, config) against the reference."""
     passes = {}
     log = args.out / "runs.jsonl"
     if log.exists():
@@ -93,26 +115,20 @@ def score(args: argparse.Namespace) -> None:
     for size in args.sizes:
         paths = sorted((args.out / str(size)).glob("*.png"))
         runs += [quality.output_record(path, size, args.images) for path in paths]
+    if not any(r["system"] == args.base for r in runs):
+        sys.exit(f"error: no {args.base!r} outputs in {args.out} to compare with")
     quality.score(args.peer_python, runs)
     rows = []
     for size in args.sizes:
-        mine = [r for r in runs if r["size"] == size and "content_error" in r]
-        peer = {(r["content"], r["style"]): r for r in mine if r["system"] == quality.PASTICHE}
-        for name in sorted({r["system"] for r in mine} - {quality.PASTICHE}):
-            these = [r for r in mine if r["system"] == name and (r["content"], r["style"]) in peer]
-            ratios = [quality.ratios(peer[(r["content"], r["style"])], r) for r in these]
-            est = [cpu_seconds(passes[key]) for r in these if (key := (size, r["content"], r["style"], name)) in passes]
-            rows.append({
-                "size": size, "name": name, "pairs": len(these),
-                **{f"worst {k}": max((x[k] for x in ratios), default=None) for k in ("content", "style", "hf")},
-                "style per pair": " ".join(f"{x['style']:.2f}" for x in ratios),
-                "content per pair": " ".join(f"{x['content']:.2f}" for x in ratios),
-                "cpu s (est, max)": max(est, default=None),
-            })  # fmt: skip
+        for row in compare(runs, size, args.base):
+            keys = [k for k in passes if k[0] == size and k[3] == row["name"]]
+            row["cpu s (est, max)"] = max((cpu_seconds(passes[k]) for k in keys), default=None)
+            rows.append(row)
     rows.sort(key=lambda r: (r["size"], max(r["worst content"] or 9, r["worst style"] or 9)))
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"base": args.base, "runs": runs, "rows": rows}, indent=1))
     head = list(rows[0]) if rows else []
+    print(f"errors ÷ {args.base}'s on the same pair")
     print(
         quality.table(head, [[quality.fmt(r[k]) if isinstance(r[k], float) else str(r[k]) for k in head] for r in rows])
     )
@@ -131,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.choices["run"].add_argument("grid", help="JSON list of {name, changes}")
     sub.choices["score"].add_argument("--peer-python", default=os.environ.get("JNST_PEER_PYTHON"), required=False)
     sub.choices["score"].add_argument("--json", help="write runs and rows here")
+    sub.choices["score"].add_argument(
+        "--base", default=quality.PASTICHE, help="compare with this config of the grid (default: pastiche's outputs)"
+    )
     args = parser.parse_args(argv)
     (run if args.command == "run" else score)(args)
 
